@@ -1,0 +1,95 @@
+"""dezero_xp: define-by-run automatic differentiation on any array library.
+
+The public surface: Variable, Parameter, Function, the config context managers, the device
+helpers and ``seed``. ``import dezero_xp as dz`` replaces ``import dezero``. This file only
+assembles: it also installs Variable's operators and shape methods once (they live in
+``dezero_xp.functions``, which the core may not import).
+"""
+
+from dezero_xp import functions as _F
+from dezero_xp._config import Config, no_grad, test_mode, using_config
+from dezero_xp.backend import (
+    Backend,
+    Device,
+    DeviceFallbackWarning,
+    DeviceMismatchError,
+    DeviceUnavailableError,
+    cuda_available,
+    get_array_module,
+    get_backend,
+    get_default_device,
+    seed,
+    set_default_device,
+    set_strict_devices,
+)
+from dezero_xp.core import Function, Parameter, Variable, as_array, as_variable
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "Config",
+    "Device",
+    "DeviceFallbackWarning",
+    "DeviceMismatchError",
+    "DeviceUnavailableError",
+    "Function",
+    "Parameter",
+    "Variable",
+    "as_array",
+    "as_variable",
+    "cuda_available",
+    "get_array_module",
+    "get_backend",
+    "get_default_device",
+    "no_grad",
+    "seed",
+    "set_default_device",
+    "set_strict_devices",
+    "test_mode",
+    "using_config",
+]
+
+
+def _reshape(self, *shape):
+    """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return _F.reshape(self, tuple(shape))
+
+
+def _transpose(self, *axes):
+    """``x.transpose()``, ``x.transpose(1, 0)`` or ``x.transpose((1, 0))``."""
+    if not axes:
+        axes = None
+    elif len(axes) == 1 and (isinstance(axes[0], (tuple, list)) or axes[0] is None):
+        axes = axes[0]
+    return _F.transpose(self, axes)
+
+
+def _install_variable_methods():
+    """Give Variable its operators and DeZero's convenience methods."""
+    V = Variable
+    V.__add__ = V.__radd__ = _F.add
+    V.__sub__ = _F.sub
+    V.__rsub__ = _F.rsub
+    V.__mul__ = V.__rmul__ = _F.mul
+    V.__truediv__ = _F.div
+    V.__rtruediv__ = _F.rdiv
+    V.__neg__ = _F.neg
+    V.__pow__ = _F.pow
+    V.__rpow__ = _F.rpow
+    V.__matmul__ = _F.matmul
+    V.__rmatmul__ = lambda self, other: _F.matmul(other, self)
+    V.__getitem__ = _F.get_item
+    V.reshape = _reshape
+    V.transpose = _transpose
+    V.T = property(lambda self: _F.transpose(self))
+    V.mT = property(_F.matrix_transpose)
+    V.sum = lambda self, axis=None, keepdims=False: _F.sum(self, axis, keepdims)
+    V.mean = lambda self, axis=None, keepdims=False: _F.mean(self, axis, keepdims)
+    V.max = lambda self, axis=None, keepdims=False: _F.max(self, axis, keepdims)
+    V.min = lambda self, axis=None, keepdims=False: _F.min(self, axis, keepdims)
+
+
+_install_variable_methods()

@@ -1,0 +1,53 @@
+"""Thread-local configuration flags and the context managers that set them.
+
+``Config.enable_backprop`` (build the graph for backward) and ``Config.train`` (training vs test
+behaviour of dropout and batch norm) are per thread: ``no_grad()`` in one thread leaves every
+other thread's graph building untouched.
+
+May import: the standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+__all__ = ["Config", "no_grad", "test_mode", "using_config"]
+
+
+class _ThreadConfig(threading.local):
+    """Flags with per-thread values; a new thread starts from the defaults."""
+
+    def __init__(self):
+        self.enable_backprop = True
+        self.train = True
+
+
+#: DeZero's ``Config``: read ``Config.enable_backprop`` / ``Config.train``; set them through
+#: :func:`using_config` so they are restored even when the block raises.
+Config = _ThreadConfig()
+
+
+@contextlib.contextmanager
+def using_config(name: str, value):
+    """Set ``Config.<name>`` to ``value`` for the duration of a ``with`` block (this thread)."""
+    if not hasattr(Config, name):
+        raise AttributeError(
+            f"using_config: unknown flag {name!r}; the flags are 'enable_backprop' and 'train'"
+        )
+    old_value = getattr(Config, name)
+    setattr(Config, name, value)
+    try:
+        yield
+    finally:
+        setattr(Config, name, old_value)
+
+
+def no_grad():
+    """Run a block without building the graph (no backward through it, less memory)."""
+    return using_config("enable_backprop", False)
+
+
+def test_mode():
+    """Run a block in test mode: dropout is off, batch norm uses its running statistics."""
+    return using_config("train", False)

@@ -1,0 +1,154 @@
+"""Standard-only kernel table (``GenericKernels``), the base every backend's table extends.
+
+Everything here calls only names of the Python Array API standard on ``self.xp``, so it runs on
+array-api-strict (which proves it) and on any conforming library. Random numbers come from a
+host NumPy Generator and are copied to the device: the standard has no RNG.
+
+May import: numpy (host-side RNG and host transfers) and array_api_compat.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# Bound on the elements of the one-hot matrix the standard-only scatter-add builds per chunk.
+_ONE_HOT_CHUNK_ELEMENTS = 1 << 22
+
+
+def normalize_key(key) -> tuple:
+    """An indexing key as a tuple (``x[i]`` and ``x[i,]`` mean the same)."""
+    return key if isinstance(key, tuple) else (key,)
+
+
+def key_has_arrays(key: tuple) -> bool:
+    """True when an indexing key holds integer arrays (advanced indexing)."""
+    return any(
+        not isinstance(k, (int, slice, type(None), type(Ellipsis))) and hasattr(k, "shape")
+        for k in key
+    )
+
+
+class GenericKernels:
+    """Kernels written with the standard only; subclasses override the faster ones."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.xp = backend.xp
+        self.device = backend.native_device
+        self._rng = np.random.default_rng()
+
+    # ------------------------------------------------------------------ creation / transfer
+    def asarray(self, obj, dtype=None):
+        """An array on this device from a scalar, a nested sequence or a host array."""
+        if isinstance(obj, (np.ndarray, np.generic)):
+            array = self.from_host(np.asarray(obj))
+            return array if dtype is None else self.xp.astype(array, dtype)
+        return self.xp.asarray(obj, dtype=dtype, device=self.device)
+
+    def from_host(self, array: np.ndarray):
+        """Copy a NumPy array onto this device (never shares the host buffer)."""
+        return self.xp.asarray(np.asarray(array), copy=True, device=self.device)
+
+    def to_host(self, array) -> np.ndarray:
+        """Copy an array of this backend to a NumPy array."""
+        try:
+            return np.from_dlpack(array)
+        except (TypeError, RuntimeError, BufferError, AttributeError):
+            return np.asarray(array)
+
+    def from_same_library(self, array):
+        """An array of this library on another device, copied onto this one."""
+        import array_api_compat  # noqa: PLC0415
+
+        return array_api_compat.to_device(array, self.device)
+
+    # ------------------------------------------------------------------ random numbers
+    def seed(self, value: int) -> None:
+        """Restart this backend's random stream from ``value``."""
+        self._rng = np.random.default_rng(value)
+
+    def uniform(self, shape, dtype):
+        """Samples of U[0, 1) with the given shape and floating dtype."""
+        return self.xp.astype(self.from_host(self._rng.random(shape)), dtype)
+
+    def normal(self, shape, dtype):
+        """Samples of N(0, 1) with the given shape and floating dtype."""
+        return self.xp.astype(self.from_host(self._rng.standard_normal(shape)), dtype)
+
+    def permutation(self, n: int):
+        """A random permutation of ``range(n)`` as an integer array on this device."""
+        return self.from_host(self._rng.permutation(n))
+
+    # ------------------------------------------------------------------ scatter-add, pad
+    def scatter_add(self, target, key, values):
+        """``target[key] += values`` with repeated indices accumulated; returns the result.
+
+        May update ``target`` in place. The key may hold ints, slices, ``None``, ``...`` and
+        integer arrays (advanced indexing on leading axes).
+        """
+        key = normalize_key(key)
+        if not key_has_arrays(key):
+            # Basic indexing selects each element at most once: a plain add-assign is exact.
+            target[key] = target[key] + values
+            return target
+        return self._scatter_add_arrays(target, key, values)
+
+    def _scatter_add_arrays(self, target, key, values):
+        """Standard-only advanced-index scatter-add: a one-hot matrix product, in chunks."""
+        xp = self.xp
+        lead, rest = _split_advanced_key(key, target.ndim)
+        lead_shape = target.shape[: len(lead)]
+        index_arrays = [
+            xp.asarray(k, device=self.device) if isinstance(k, int) else k for k in lead
+        ]
+        index_arrays = xp.broadcast_arrays(*index_arrays)
+        linear = None
+        for axis, (idx, size) in enumerate(zip(index_arrays, lead_shape)):
+            idx = xp.astype(idx, xp.int64)
+            idx = xp.where(idx < 0, idx + size, idx)
+            linear = idx if axis == 0 else linear * size + idx
+        n_rows = math.prod(lead_shape)
+        trailing = target.shape[len(lead) :]
+        n_cols = math.prod(trailing)
+        linear = xp.reshape(linear, (-1,))
+        values = xp.broadcast_to(values, tuple(index_arrays[0].shape) + tuple(trailing))
+        values = xp.reshape(values, (linear.shape[0], n_cols))
+        flat = xp.reshape(target, (n_rows, n_cols))
+        rows = xp.arange(n_rows, device=self.device)
+        chunk = max(1, _ONE_HOT_CHUNK_ELEMENTS // max(n_rows, 1))
+        for start in range(0, linear.shape[0], chunk):
+            stop = min(start + chunk, linear.shape[0])
+            one_hot = xp.astype(linear[start:stop, None] == rows[None, :], values.dtype)
+            flat = flat + xp.matmul(xp.matrix_transpose(one_hot), values[start:stop, ...])
+        del rest
+        return xp.reshape(flat, target.shape)
+
+    def pad(self, x, pad_width, value=0):
+        """Constant padding; ``pad_width`` is one ``(before, after)`` pair per axis."""
+        xp = self.xp
+        shape = tuple(n + b + a for n, (b, a) in zip(x.shape, pad_width))
+        out = xp.full(shape, value, dtype=x.dtype, device=self.device)
+        inner = tuple(slice(b, b + n) for n, (b, _) in zip(x.shape, pad_width))
+        out[inner] = x
+        return out
+
+
+def _split_advanced_key(key: tuple, ndim: int):
+    """Split ``(arrays/ints..., full slices...)`` into its index part and its trailing part.
+
+    The standard-only scatter-add handles integer arrays (and ints) on leading axes followed by
+    full slices or an ellipsis; anything else names the supported form in its error.
+    """
+    lead = []
+    rest = list(key)
+    while rest and not isinstance(rest[0], (slice, type(None), type(Ellipsis))):
+        lead.append(rest.pop(0))
+    trailing_ok = all(k is Ellipsis or k == slice(None) for k in rest)
+    if not lead or not trailing_ok or len(lead) > ndim:
+        raise NotImplementedError(
+            f"scatter_add: the standard-only kernel supports integer-array keys on leading axes "
+            f"followed by ':' or '...', got {key!r}; this backend has no faster kernel for it"
+        )
+    return lead, rest

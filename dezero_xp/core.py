@@ -1,0 +1,434 @@
+"""Variable, Parameter, Function and the backward engine: the define-by-run graph itself.
+
+A :class:`Function` call resolves its backend once from its first Variable input, checks every
+other input against it by identity (raising :class:`DeviceMismatchError` before any compute),
+runs ``forward`` on raw arrays and, when backprop is enabled, links the graph: outputs point to
+their creator strongly, the creator points to its outputs by weakref, so a graph is freed by
+reference counting alone. :meth:`Variable.backward` walks the graph iteratively, newest
+generation first, and accumulates gradients as Variables, so derivatives of any order work.
+
+This module holds no op math; operators (``+``, ``*``, ``[]``, ...) and the shape methods of
+Variable are installed by ``dezero_xp/__init__.py`` from ``dezero_xp.functions``.
+
+May import: dezero_xp._config and dezero_xp.backend.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import weakref
+
+from dezero_xp._config import Config
+from dezero_xp.backend import (
+    Backend,
+    DeviceMismatchError,
+    as_array_data,
+    get_backend,
+    is_scalar,
+    scalar_as_array,
+    to_host,
+    transfer,
+)
+
+__all__ = ["Function", "Parameter", "Variable", "as_array", "as_variable", "wrap_array"]
+
+
+class Variable:
+    """A box for an array that remembers the Function that made it, so it can backpropagate.
+
+    ``data`` is an array of any supported library (NumPy, CuPy, array-api-strict, torch, ...);
+    ``grad`` is a Variable (or None) after :meth:`backward`.
+    """
+
+    __slots__ = ("_data", "_backend", "name", "grad", "creator", "generation", "__weakref__")
+    # NumPy defers `ndarray + Variable` to Variable.__radd__ instead of broadcasting over it.
+    __array_priority__ = 200
+    __array_ufunc__ = None
+
+    def __init__(self, data, name=None, device=None):
+        backend = None
+        if data is not None:
+            data, backend = as_array_data(data, "Variable")
+        if device is not None:
+            target = get_backend(device)
+            if data is not None:
+                data = transfer(data, target)
+            backend = target
+        self._data = data
+        self._backend = backend
+        self.name = name
+        self.grad = None
+        self.creator = None
+        self.generation = 0
+
+    # ------------------------------------------------------------------ data and metadata
+    @property
+    def data(self):
+        """The array inside (assigning another array, even from another device, is allowed)."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        if value is None:
+            self._data = None
+            return
+        value, backend = as_array_data(value, "Variable.data")
+        self._data = value
+        self._backend = backend
+
+    @property
+    def backend(self) -> Backend | None:
+        """The Backend (library + device) of ``data``."""
+        return self._backend
+
+    @property
+    def xp(self):
+        """The array namespace of ``data`` (numpy, cupy, array_api_strict, ...)."""
+        return self._backend.xp
+
+    @property
+    def device(self):
+        """Where ``data`` lives, as a :class:`dezero_xp.Device` (compares equal to ``"cpu"``...)."""
+        return self._backend.device if self._backend is not None else None
+
+    @property
+    def shape(self):
+        return tuple(self._data.shape)
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    @property
+    def size(self):
+        return math.prod(self._data.shape)
+
+    @property
+    def dtype(self):
+        return self._data.dtype
+
+    def __len__(self):
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d Variable")
+        return self._data.shape[0]
+
+    def __repr__(self):
+        if self._data is None:
+            return "variable(None)"
+        body = str(to_host(self._data)).replace("\n", "\n" + " " * 9)
+        backend = self._backend
+        if backend.name == "numpy":
+            return f"variable({body})"
+        return f"variable({body}, device='{backend}')"
+
+    # ------------------------------------------------------------------ graph bookkeeping
+    def set_creator(self, func):
+        """Record ``func`` as the Function that produced this Variable."""
+        self.creator = func
+        self.generation = func.generation + 1
+
+    def cleargrad(self):
+        """Forget the gradient (gradients accumulate across backward calls otherwise)."""
+        self.grad = None
+
+    def unchain(self):
+        """Cut the link to the creator: backward stops here."""
+        self.creator = None
+
+    def unchain_backward(self):
+        """Cut every link of the graph behind this Variable (truncated backprop in RNNs)."""
+        if self.creator is None:
+            return
+        stack = [self.creator]
+        seen = set()
+        while stack:
+            f = stack.pop()
+            if f in seen:
+                continue
+            seen.add(f)
+            for x in f.inputs:
+                if x.creator is not None:
+                    stack.append(x.creator)
+                    x.unchain()
+        self.unchain()
+
+    # ------------------------------------------------------------------ backward engine
+    def backward(self, retain_grad=False, create_graph=False):
+        """Backpropagate from this Variable, filling ``.grad`` of every Variable behind it.
+
+        ``retain_grad`` keeps the gradients of intermediate Variables (else they are freed as
+        soon as they are used). ``create_graph`` records the backward computation as a graph, so
+        ``x.grad`` can itself be differentiated (higher-order derivatives, double backprop).
+        """
+        if self._data is None:
+            raise ValueError("backward: this Variable holds no data")
+        if self.grad is None:
+            self.grad = wrap_array(self._backend.xp.ones_like(self._data), self._backend)
+        creator = self.creator
+        if creator is None:
+            return
+        # Heap of (-generation, insertion counter, function): newest generation first, and the
+        # counter keeps the order deterministic without comparing Functions.
+        heap = [(-creator.generation, 0, creator)]
+        queued = {creator}
+        counter = 1
+        previous = Config.enable_backprop
+        Config.enable_backprop = create_graph
+        try:
+            while heap:
+                f = heapq.heappop(heap)[2]
+                outputs = [ref() for ref in f.outputs]
+                gys = [None if y is None else y.grad for y in outputs]
+                gxs = f.backward(*gys)
+                if type(gxs) is not tuple:
+                    gxs = (gxs,) if not isinstance(gxs, list) else tuple(gxs)
+                if len(gxs) != len(f.inputs):
+                    raise RuntimeError(
+                        f"{type(f).__name__}.backward returned {len(gxs)} gradient(s) for "
+                        f"{len(f.inputs)} input(s)"
+                    )
+                for x, gx in zip(f.inputs, gxs):
+                    if gx is None:
+                        continue
+                    if type(gx) is not Variable:
+                        gx = _check_gradient(f, x, gx)
+                    elif gx._data.shape != x._data.shape:
+                        _raise_gradient_shape(f, x, gx)
+                    if x.grad is None:
+                        x.grad = gx
+                    else:
+                        x.grad = x.grad + gx
+                    c = x.creator
+                    if c is not None and c not in queued:
+                        queued.add(c)
+                        heapq.heappush(heap, (-c.generation, counter, c))
+                        counter += 1
+                if not retain_grad:
+                    for y in outputs:
+                        if y is not None:
+                            y.grad = None
+        finally:
+            Config.enable_backprop = previous
+
+    # ------------------------------------------------------------------ devices
+    def to(self, device):
+        """Move ``data`` (and ``grad``) to ``device`` in place and return ``self``.
+
+        Explicit copy between devices/libraries; a no-op when already there.
+        """
+        target = get_backend(device)
+        if self._data is not None and self._backend is not target:
+            self._data = transfer(self._data, target)
+        self._backend = target
+        if self.grad is not None:
+            self.grad.to(target)
+        return self
+
+    def to_cpu(self):
+        """Move to the CPU (NumPy) in place; DeZero's name."""
+        return self.to("cpu")
+
+    def to_gpu(self, device=None):
+        """Move to a CUDA device in place (``cuda:0`` unless given); DeZero's name."""
+        if isinstance(device, int):
+            device = f"cuda:{device}"
+        return self.to("cuda" if device is None else device)
+
+
+class Parameter(Variable):
+    """A Variable that a Layer registers and an Optimizer updates."""
+
+    __slots__ = ()
+
+
+def wrap_array(data, backend):
+    """A fresh Variable around an array known to belong to ``backend`` (no checks; hot path).
+
+    Also how ops make constants (masks, signs): a Variable with no creator has zero derivative.
+    """
+    v = object.__new__(Variable)
+    v._data = data
+    v._backend = backend
+    v.name = None
+    v.grad = None
+    v.creator = None
+    v.generation = 0
+    return v
+
+
+def _check_gradient(f, x, gx):
+    """Gradients must be Variables (Parameters too) with the input's shape."""
+    if not isinstance(gx, Variable):
+        raise TypeError(
+            f"{type(f).__name__}.backward returned {type(gx).__name__}; backward must return "
+            "Variables (write raw-array math as its own Function so higher orders work)"
+        )
+    if gx._data.shape != x._data.shape:
+        _raise_gradient_shape(f, x, gx)
+    return gx
+
+
+def _raise_gradient_shape(f, x, gx):
+    raise RuntimeError(
+        f"{type(f).__name__}.backward returned a gradient of shape {tuple(gx.shape)} for an input "
+        f"of shape {tuple(x.shape)}"
+    )
+
+
+def as_variable(obj):
+    """``obj`` if it is a Variable, else a new Variable around it (DeZero's helper)."""
+    if isinstance(obj, Variable):
+        return obj
+    return Variable(obj)
+
+
+def as_array(x, array_module=None):
+    """DeZero's helper: Python/NumPy scalars become 0-d arrays of ``array_module`` (NumPy)."""
+    if is_scalar(x):
+        if array_module is None:
+            return get_backend("cpu").asarray(x)
+        return array_module.asarray(x)
+    return x
+
+
+def _describe(inputs) -> str:
+    parts = []
+    for x in inputs:
+        if isinstance(x, Variable):
+            if x._data is None:
+                parts.append("Variable(None)")
+            else:
+                parts.append(f"{tuple(x._data.shape)} {x._data.dtype} on {x._backend}")
+        elif is_scalar(x):
+            parts.append(f"scalar {x!r}")
+        elif hasattr(x, "shape"):
+            parts.append(f"{type(x).__name__}{tuple(x.shape)}")
+        else:
+            parts.append(type(x).__name__)
+    return "; ".join(parts)
+
+
+class Function:
+    """Base of every differentiable op: ``forward`` on raw arrays, ``backward`` on Variables.
+
+    Subclasses read ``self.xp`` (array namespace) and ``self.ops`` (kernel table) in forward;
+    both are set from the inputs' backend by ``__call__``. An instance is single-use.
+    """
+
+    inputs = None
+    outputs = None
+    generation = 0
+    backend = None
+    xp = None
+
+    @property
+    def ops(self):
+        """The kernel table of the inputs' backend (scatter-add, pad, RNG, im2col, ...)."""
+        return self.backend.ops
+
+    def __call__(self, *inputs):
+        if self.inputs is not None:
+            raise RuntimeError(
+                f"{type(self).__name__} instance was already called; a Function is single-use, "
+                f"create a new one (e.g. {type(self).__name__}()(x))"
+            )
+        backend = None
+        for x in inputs:
+            if type(x) is Variable or isinstance(x, Variable):
+                backend = x._backend
+                ref_dtype = x._data.dtype if x._data is not None else None
+                break
+        if backend is None:
+            backend, ref_dtype = self._backend_from_raw(inputs)
+        variables = []
+        for i, x in enumerate(inputs):
+            if isinstance(x, Variable):
+                if x._backend is not backend:
+                    self._raise_mismatch(inputs, i, x._backend, backend)
+                if x._data is None:
+                    raise ValueError(f"{type(self).__name__}: input {i} is a Variable with no data")
+            else:
+                x = self._as_input(x, i, inputs, backend, ref_dtype)
+            variables.append(x)
+
+        self.backend = backend
+        self.xp = backend.xp
+        try:
+            ys = self.forward(*[x._data for x in variables])
+        except (ValueError, TypeError, IndexError) as exc:
+            if isinstance(exc, DeviceMismatchError):
+                raise
+            message = f"{type(self).__name__}: {exc} [inputs: {_describe(variables)}]"
+            raise _annotated(exc, message) from exc
+        if type(ys) is not tuple:
+            ys = (ys,)
+        array_type = backend.array_type
+        outputs = [
+            wrap_array(y if type(y) is array_type else backend.ops.asarray(y), backend) for y in ys
+        ]
+
+        self.inputs = variables
+        if Config.enable_backprop:
+            self.generation = max([x.generation for x in variables])
+            generation = self.generation + 1
+            for output in outputs:
+                output.creator = self
+                output.generation = generation
+            self.outputs = [weakref.ref(output) for output in outputs]
+        return outputs if len(outputs) > 1 else outputs[0]
+
+    def forward(self, *xs):
+        """Compute the outputs from raw arrays with ``self.xp``."""
+        raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
+
+    def backward(self, *gys):
+        """Gradients of the inputs (Variables) from the gradients of the outputs (Variables)."""
+        raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")
+
+    # ------------------------------------------------------------------ input handling
+    def _backend_from_raw(self, inputs):
+        for x in inputs:
+            if not is_scalar(x) and not isinstance(x, (list, tuple)) and x is not None:
+                try:
+                    x, backend = as_array_data(x, type(self).__name__)
+                except TypeError:
+                    continue
+                return backend, x.dtype
+        raise TypeError(
+            f"{type(self).__name__}: needs at least one array or Variable input, got "
+            f"({_describe(inputs)}). Wrap data with Variable(numpy.array(...))"
+        )
+
+    def _as_input(self, x, i, inputs, backend, ref_dtype):
+        if is_scalar(x):
+            return wrap_array(scalar_as_array(x, backend, ref_dtype), backend)
+        if x is None or isinstance(x, (list, tuple, str, dict)):
+            raise TypeError(
+                f"{type(self).__name__}: input {i} is a {type(x).__name__}, not an array; inputs "
+                f"were ({_describe(inputs)}). Convert it first, e.g. numpy.array(...)"
+            )
+        try:
+            data, x_backend = as_array_data(x, type(self).__name__)
+        except TypeError as exc:
+            raise TypeError(f"{type(self).__name__}: input {i}: {exc}") from None
+        if x_backend is not backend:
+            self._raise_mismatch(inputs, i, x_backend, backend)
+        return wrap_array(data, backend)
+
+    def _raise_mismatch(self, inputs, i, found, expected):
+        raise DeviceMismatchError(
+            f"{type(self).__name__}: input {i} is on {found} but the op runs on {expected} "
+            f"(inputs: {_describe(inputs)}). dezero_xp never copies between devices implicitly; "
+            f"move it first, e.g. x.to('{expected}')"
+        )
+
+
+def _annotated(exc, message):
+    """The same kind of exception with the op's context added (the original stays chained)."""
+    try:
+        new = type(exc)(message)
+    except Exception:  # exception types with unusual constructors keep their own message
+        return exc
+    new.__cause__ = exc
+    return new

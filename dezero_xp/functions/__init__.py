@@ -1,0 +1,10 @@
+"""DeZero's ``dezero.functions``: every differentiable op, one family per module.
+
+``import dezero_xp.functions as F`` replaces ``import dezero.functions as F``.
+This file only assembles the families.
+"""
+
+from dezero_xp.functions.elementwise import *  # noqa: F403
+from dezero_xp.functions.linalg import *  # noqa: F403
+from dezero_xp.functions.reduce import *  # noqa: F403
+from dezero_xp.functions.shape import *  # noqa: F403

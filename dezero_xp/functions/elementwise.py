@@ -1,0 +1,363 @@
+"""Elementwise ops: arithmetic (add, sub, mul, div, neg, pow), exp, log, sin, cos, tanh, sqrt,
+abs, square, clip, maximum, minimum.
+
+Binary ops broadcast like NumPy and undo it in backward with ``sum_to`` in one place
+(``_BinaryFunction._unbroadcast``). Python scalars meet arrays in the array's dtype
+(``Function.__call__`` converts them).
+
+May import: dezero_xp.core and dezero_xp.functions.shape.
+"""
+
+from __future__ import annotations
+
+from dezero_xp.core import Function, wrap_array
+from dezero_xp.functions.shape import sum_to
+
+__all__ = [
+    "abs",
+    "add",
+    "clip",
+    "cos",
+    "div",
+    "exp",
+    "log",
+    "maximum",
+    "minimum",
+    "mul",
+    "neg",
+    "pow",
+    "rdiv",
+    "rpow",
+    "rsub",
+    "sin",
+    "sqrt",
+    "square",
+    "sub",
+    "tanh",
+]
+
+
+class _BinaryFunction(Function):
+    """Two broadcasting inputs; remembers their shapes to undo broadcasting in backward."""
+
+    def _remember_shapes(self, x0, x1):
+        self.x0_shape = x0.shape
+        self.x1_shape = x1.shape
+
+    def _unbroadcast(self, gx0, gx1):
+        if self.x0_shape != self.x1_shape:
+            gx0 = sum_to(gx0, self.x0_shape)
+            gx1 = sum_to(gx1, self.x1_shape)
+        return gx0, gx1
+
+
+class Add(_BinaryFunction):
+    def forward(self, x0, x1):
+        self._remember_shapes(x0, x1)
+        return x0 + x1
+
+    def backward(self, gy):
+        return self._unbroadcast(gy, gy)
+
+
+def add(x0, x1):
+    """``x0 + x1`` with broadcasting."""
+    return Add()(x0, x1)
+
+
+class Sub(_BinaryFunction):
+    def forward(self, x0, x1):
+        self._remember_shapes(x0, x1)
+        return x0 - x1
+
+    def backward(self, gy):
+        return self._unbroadcast(gy, -gy)
+
+
+def sub(x0, x1):
+    """``x0 - x1`` with broadcasting."""
+    return Sub()(x0, x1)
+
+
+def rsub(x0, x1):
+    """``x1 - x0`` (the reflected ``-`` of ``Variable``)."""
+    return Sub()(x1, x0)
+
+
+class Mul(_BinaryFunction):
+    def forward(self, x0, x1):
+        self._remember_shapes(x0, x1)
+        return x0 * x1
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        return self._unbroadcast(gy * x1, gy * x0)
+
+
+def mul(x0, x1):
+    """``x0 * x1`` with broadcasting."""
+    return Mul()(x0, x1)
+
+
+class Div(_BinaryFunction):
+    def forward(self, x0, x1):
+        self._remember_shapes(x0, x1)
+        return x0 / x1
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        gx0 = gy / x1
+        gx1 = gy * (-x0 / x1**2)  # d(x0/x1)/dx1 = -x0 / x1^2
+        return self._unbroadcast(gx0, gx1)
+
+
+def div(x0, x1):
+    """``x0 / x1`` with broadcasting."""
+    return Div()(x0, x1)
+
+
+def rdiv(x0, x1):
+    """``x1 / x0`` (the reflected ``/`` of ``Variable``)."""
+    return Div()(x1, x0)
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+def neg(x):
+    """``-x``."""
+    return Neg()(x)
+
+
+class PowConst(Function):
+    """``x ** c`` for a constant (Python scalar) exponent, DeZero's ``Pow``."""
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, x):
+        return x**self.c
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        c = self.c
+        return gy * (c * x ** (c - 1))
+
+
+Pow = PowConst  # DeZero's class name
+
+
+class PowVar(_BinaryFunction):
+    """``x0 ** x1`` where the exponent is itself an array or Variable."""
+
+    def forward(self, x0, x1):
+        self._remember_shapes(x0, x1)
+        return x0**x1
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        y = self.outputs[0]()
+        gx0 = gy * x1 * x0 ** (x1 - 1)
+        gx1 = gy * y * log(x0)  # d(a^b)/db = a^b ln a
+        return self._unbroadcast(gx0, gx1)
+
+
+def pow(x, c):  # noqa: A001 - DeZero's public name
+    """``x ** c``; ``c`` may be a Python scalar (DeZero) or an array/Variable."""
+    if isinstance(c, (int, float)):
+        return PowConst(c)(x)
+    return PowVar()(x, c)
+
+
+def rpow(x, c):
+    """``c ** x`` (the reflected ``**`` of ``Variable``)."""
+    return PowVar()(c, x)
+
+
+class Exp(Function):
+    def forward(self, x):
+        return self.xp.exp(x)
+
+    def backward(self, gy):
+        return gy * self.outputs[0]()
+
+
+def exp(x):
+    """Elementwise e**x."""
+    return Exp()(x)
+
+
+class Log(Function):
+    def forward(self, x):
+        return self.xp.log(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy / x
+
+
+def log(x):
+    """Elementwise natural logarithm."""
+    return Log()(x)
+
+
+class Sin(Function):
+    def forward(self, x):
+        return self.xp.sin(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * cos(x)
+
+
+def sin(x):
+    """Elementwise sine."""
+    return Sin()(x)
+
+
+class Cos(Function):
+    def forward(self, x):
+        return self.xp.cos(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * -sin(x)
+
+
+def cos(x):
+    """Elementwise cosine."""
+    return Cos()(x)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        return self.xp.tanh(x)
+
+    def backward(self, gy):
+        y = self.outputs[0]()
+        return gy * (1 - y * y)  # d tanh = 1 - y^2
+
+
+def tanh(x):
+    """Elementwise hyperbolic tangent."""
+    return Tanh()(x)
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        return self.xp.sqrt(x)
+
+    def backward(self, gy):
+        y = self.outputs[0]()
+        return gy / (2 * y)  # d sqrt(x) = 1 / (2 sqrt(x))
+
+
+def sqrt(x):
+    """Elementwise square root."""
+    return Sqrt()(x)
+
+
+class Square(Function):
+    def forward(self, x):
+        return x * x
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * (2 * x)
+
+
+def square(x):
+    """Elementwise ``x * x``."""
+    return Square()(x)
+
+
+class Abs(Function):
+    def forward(self, x):
+        return self.xp.abs(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * wrap_array(self.xp.sign(x.data), self.backend)  # sign(0) = 0
+
+
+def abs(x):  # noqa: A001 - mirrors the array API name
+    """Elementwise absolute value (gradient ``sign(x)``, 0 at 0)."""
+    return Abs()(x)
+
+
+class Clip(Function):
+    def __init__(self, x_min, x_max):
+        self.x_min = x_min
+        self.x_max = x_max
+
+    def forward(self, x):
+        return self.xp.clip(x, self.x_min, self.x_max)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        xp = self.xp
+        data = x.data
+        inside = xp.ones_like(data, dtype=xp.bool)
+        if self.x_min is not None:
+            inside = inside & (data >= self.x_min)
+        if self.x_max is not None:
+            inside = inside & (data <= self.x_max)
+        return gy * wrap_array(xp.astype(inside, gy.dtype), self.backend)
+
+
+def clip(x, x_min, x_max):
+    """Clamp to ``[x_min, x_max]`` (either may be None); gradient 1 inside, 0 outside."""
+    return Clip(x_min, x_max)(x)
+
+
+class _Extremum(_BinaryFunction):
+    """maximum/minimum: the gradient goes to the chosen input, split evenly on ties."""
+
+    pick_first = None  # set by subclasses: the comparison that makes x0 the winner
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        xp = self.xp
+        a, b = x0.data, x1.data
+        wins = xp.astype(self.pick_first(a, b), gy.dtype)
+        ties = xp.astype(a == b, gy.dtype)
+        m0 = wins + ties * 0.5
+        m1 = (1 - wins - ties) + ties * 0.5
+        gx0 = gy * wrap_array(xp.broadcast_to(m0, gy.shape), self.backend)
+        gx1 = gy * wrap_array(xp.broadcast_to(m1, gy.shape), self.backend)
+        return self._unbroadcast(gx0, gx1)
+
+
+class Maximum(_Extremum):
+    @staticmethod
+    def pick_first(a, b):
+        return a > b
+
+    def forward(self, x0, x1):
+        self._remember_shapes(x0, x1)
+        return self.xp.maximum(x0, x1)
+
+
+class Minimum(_Extremum):
+    @staticmethod
+    def pick_first(a, b):
+        return a < b
+
+    def forward(self, x0, x1):
+        self._remember_shapes(x0, x1)
+        return self.xp.minimum(x0, x1)
+
+
+def maximum(x0, x1):
+    """Elementwise maximum with broadcasting."""
+    return Maximum()(x0, x1)
+
+
+def minimum(x0, x1):
+    """Elementwise minimum with broadcasting."""
+    return Minimum()(x0, x1)
