@@ -4,7 +4,11 @@
 This file only assembles the families.
 """
 
+from dezero_xp.functions.activation import *  # noqa: F403
+from dezero_xp.functions.conv import *  # noqa: F403
 from dezero_xp.functions.elementwise import *  # noqa: F403
 from dezero_xp.functions.linalg import *  # noqa: F403
+from dezero_xp.functions.loss import *  # noqa: F403
+from dezero_xp.functions.nn import *  # noqa: F403
 from dezero_xp.functions.reduce import *  # noqa: F403
 from dezero_xp.functions.shape import *  # noqa: F403
