@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 import threading
 import warnings
 import zlib
@@ -40,6 +41,7 @@ __all__ = [
     "get_array_module",
     "get_backend",
     "get_default_device",
+    "host_rng",
     "is_array",
     "seed",
     "set_default_device",
@@ -84,6 +86,17 @@ class Device:
 
     def __repr__(self) -> str:
         return f"Device('{self}')"
+
+    # A Device also equals its string form, so `x.device == "cpu"` reads naturally.
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Device):
+            return self.type == other.type and self.index == other.index
+        if isinstance(other, str):
+            return str(self) == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
 
 
 CPU = Device("cpu")
@@ -188,10 +201,13 @@ def _import_cupyx():
 
 
 def _cupy_namespace(cupy):
-    """Bare ``cupy`` when it carries the standard names we call, else array-api-compat's."""
-    needed = ("concat", "permute_dims", "astype", "pow", "matrix_transpose", "acos")
-    if all(hasattr(cupy, name) for name in needed):
-        return cupy
+    """array-api-compat's CuPy namespace.
+
+    Bare ``cupy`` carries most standard names, but not all standard signatures (``reshape`` and
+    ``asarray`` without ``copy=``, creation functions without ``device=``), and a GPU op costs
+    microseconds of launch anyway, so the thin compat wrapper is the safe choice here.
+    """
+    del cupy  # the compat namespace imports it itself
     import array_api_compat.cupy as compat_cupy  # noqa: PLC0415
 
     return compat_cupy
@@ -235,11 +251,15 @@ def _strict_backend(name: str | None = None) -> Backend:
     backend = _backends.get(key)
     if backend is not None:
         return backend
+    try:
+        native = strict.Device(name)
+    except ValueError as exc:
+        raise ValueError(f"device 'strict:{name}': {str(exc).rstrip('.')}; {_SPEC_HELP}") from None
     backend = _register(
         "strict",
         strict,
         Device("strict", name),
-        strict.Device(name),
+        native,
         _kernels.GenericKernels,
         StrictArray,
     )
@@ -255,8 +275,14 @@ def _torch_backend(device=None) -> Backend:
     import torch  # noqa: PLC0415 - optional dependency
 
     native = torch.device(device if device is not None else "cpu")
-    if native.type == "cuda" and native.index is None:
-        native = torch.device("cuda", 0)
+    if native.type == "cpu":
+        native = torch.device("cpu")  # tensors report "cpu", never "cpu:0": one backend for both
+    elif native.type == "cuda":
+        if native.index is None:
+            native = torch.device("cuda", 0)
+        if not torch.cuda.is_available():
+            reason = "torch.cuda.is_available() is False"
+            return _fall_back_to_cpu(f"torch:{native}", reason, _torch_backend("cpu"))
     ours = Device(native.type, native.index)
     key = ("torch", str(ours))
     backend = _backends.get(key)
@@ -429,6 +455,11 @@ def _cuda_or_fallback(index: int, spec) -> Backend:
                 f"{count} CUDA device(s) (cuda:0 .. cuda:{count - 1})"
             )
         return _cupy_backend(index)
+    return _fall_back_to_cpu(spec, reason, NUMPY)
+
+
+def _fall_back_to_cpu(spec, reason: str, cpu_backend: Backend) -> Backend:
+    """``cpu_backend`` instead of an unusable CUDA device: warn once, or raise in strict mode."""
     if _strict_devices:
         raise DeviceUnavailableError(
             f"device {spec!r} is not usable: {reason}. Strict device mode is on "
@@ -439,13 +470,23 @@ def _cuda_or_fallback(index: int, spec) -> Backend:
     if not _fallback_warned:
         _fallback_warned = True
         warnings.warn(
-            f"device {spec!r} requested but {reason}; using the CPU (NumPy) instead. "
+            f"device {spec!r} requested but {reason}; using the CPU ({cpu_backend}) instead. "
             'Pass device="cpu" or "auto" to silence this, or set DEZERO_XP_STRICT_DEVICES=1 '
             "to make it an error.",
             DeviceFallbackWarning,
-            stacklevel=4,
+            stacklevel=_caller_stacklevel(),
         )
-    return NUMPY
+    return cpu_backend
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside dezero_xp (where the user asked)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == (
+        "dezero_xp"
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 _SPEC_HELP = (
@@ -556,8 +597,27 @@ def seed(value: int) -> None:
         raise TypeError(f"seed: expected an int, got {type(value).__name__}")
     _global_seed = int(value)
     with _lock:
+        _host_streams.clear()
         for backend in _backends.values():
             backend.ops.seed(_derived_seed(_global_seed, backend))
+
+
+# purpose -> how many host generators were handed out for it since the last seed()
+_host_streams: dict[str, int] = {}
+
+
+def host_rng(purpose: str) -> np.random.Generator:
+    """A new host NumPy Generator for ``purpose`` (data shuffling, random transforms).
+
+    After ``seed(n)`` the k-th generator asked for a given purpose is the same in every run and
+    on every device; before any ``seed`` call it draws fresh entropy.
+    """
+    with _lock:
+        if _global_seed is None:
+            return np.random.default_rng()
+        k = _host_streams.get(purpose, 0)
+        _host_streams[purpose] = k + 1
+        return np.random.default_rng([_global_seed, zlib.crc32(purpose.encode()), k])
 
 
 # --------------------------------------------------------------------------- core helpers

@@ -193,8 +193,8 @@ class Variable:
                         continue
                     if type(gx) is not Variable:
                         gx = _check_gradient(f, x, gx)
-                    elif gx._data.shape != x._data.shape:
-                        _raise_gradient_shape(f, x, gx)
+                    elif gx._data.shape != x._data.shape or gx._backend is not x._backend:
+                        _check_gradient(f, x, gx)
                     if x.grad is None:
                         x.grad = gx
                     else:
@@ -258,22 +258,24 @@ def wrap_array(data, backend):
 
 
 def _check_gradient(f, x, gx):
-    """Gradients must be Variables (Parameters too) with the input's shape."""
+    """Gradients must be Variables (Parameters too) with the input's shape and backend."""
     if not isinstance(gx, Variable):
         raise TypeError(
             f"{type(f).__name__}.backward returned {type(gx).__name__}; backward must return "
             "Variables (write raw-array math as its own Function so higher orders work)"
         )
     if gx._data.shape != x._data.shape:
-        _raise_gradient_shape(f, x, gx)
+        raise RuntimeError(
+            f"{type(f).__name__}.backward returned a gradient of shape {tuple(gx.shape)} for an "
+            f"input of shape {tuple(x.shape)}"
+        )
+    if gx._backend is not x._backend:
+        raise DeviceMismatchError(
+            f"{type(f).__name__}.backward returned a gradient on {gx._backend} for an input on "
+            f"{x._backend}; backward must create its arrays on the input's device "
+            "(use wrap_array(..., self.backend) and self.backend.native_device)"
+        )
     return gx
-
-
-def _raise_gradient_shape(f, x, gx):
-    raise RuntimeError(
-        f"{type(f).__name__}.backward returned a gradient of shape {tuple(gx.shape)} for an input "
-        f"of shape {tuple(x.shape)}"
-    )
 
 
 def as_variable(obj):
@@ -344,10 +346,10 @@ class Function:
         variables = []
         for i, x in enumerate(inputs):
             if isinstance(x, Variable):
-                if x._backend is not backend:
-                    self._raise_mismatch(inputs, i, x._backend, backend)
                 if x._data is None:
                     raise ValueError(f"{type(self).__name__}: input {i} is a Variable with no data")
+                if x._backend is not backend:
+                    self._raise_mismatch(inputs, i, x._backend, backend)
             else:
                 x = self._as_input(x, i, inputs, backend, ref_dtype)
             variables.append(x)
@@ -356,7 +358,7 @@ class Function:
         self.xp = backend.xp
         try:
             ys = self.forward(*[x._data for x in variables])
-        except (ValueError, TypeError, IndexError) as exc:
+        except (ValueError, TypeError, IndexError, RuntimeError) as exc:  # torch: RuntimeError
             if isinstance(exc, DeviceMismatchError):
                 raise
             message = f"{type(self).__name__}: {exc} [inputs: {_describe(variables)}]"
@@ -388,6 +390,9 @@ class Function:
 
     # ------------------------------------------------------------------ input handling
     def _backend_from_raw(self, inputs):
+        for i, x in enumerate(inputs):
+            if isinstance(x, Variable):  # the first Variable input holds no data
+                raise ValueError(f"{type(self).__name__}: input {i} is a Variable with no data")
         for x in inputs:
             if not is_scalar(x) and not isinstance(x, (list, tuple)) and x is not None:
                 try:
