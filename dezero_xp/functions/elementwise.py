@@ -37,12 +37,27 @@ __all__ = [
 ]
 
 
+def _check_broadcastable(shape0, shape1):
+    """Raise a ValueError naming both shapes unless they broadcast together.
+
+    Checked here because libraries disagree on the error (torch raises a RuntimeError that
+    would not name the op); ``Function.__call__`` adds the op's name and inputs to it.
+    """
+    for a, b in zip(reversed(shape0), reversed(shape1)):
+        if a != b and a != 1 and b != 1:
+            raise ValueError(
+                f"operands of shapes {tuple(shape0)} and {tuple(shape1)} do not broadcast together"
+            )
+
+
 class _BinaryFunction(Function):
     """Two broadcasting inputs; remembers their shapes to undo broadcasting in backward."""
 
     def _remember_shapes(self, x0, x1):
         self.x0_shape = x0.shape
         self.x1_shape = x1.shape
+        if x0.shape != x1.shape:
+            _check_broadcastable(x0.shape, x1.shape)
 
     def _unbroadcast(self, gx0, gx1):
         if self.x0_shape != self.x1_shape:

@@ -28,23 +28,43 @@ class MatMul(Function):
         return gx, gW
 
 
+def _check_matmul_shapes(x_shape, W_shape):
+    """NumPy's matmul rules on shapes, with an error that names both shapes."""
+    if not x_shape or not W_shape:
+        raise ValueError(
+            f"matmul: operands must be at least 1-D, got shapes {x_shape} and {W_shape}"
+        )
+    inner_x = x_shape[-1]
+    inner_W = W_shape[0] if len(W_shape) == 1 else W_shape[-2]
+    if inner_x != inner_W:
+        raise ValueError(
+            f"matmul: shapes {x_shape} and {W_shape} are not aligned: the last axis of x "
+            f"({inner_x}) must equal the {'only' if len(W_shape) == 1 else 'second-to-last'} "
+            f"axis of W ({inner_W})"
+        )
+    batch_x, batch_W = x_shape[:-2], W_shape[:-2]
+    for a, b in zip(batch_x[::-1], batch_W[::-1]):
+        if a != b and a != 1 and b != 1:
+            raise ValueError(
+                f"matmul: the batch axes of shapes {x_shape} and {W_shape} do not broadcast "
+                f"({batch_x} vs {batch_W})"
+            )
+
+
 def matmul(x, W):
-    """Matrix product ``x @ W``; 1-D operands are promoted like NumPy's matmul."""
+    """Matrix product ``x @ W`` with NumPy's rules: leading (batch) axes broadcast, and a 1-D
+    operand is a vector (a row for ``x``, a column for ``W``) whose axis is dropped afterwards.
+    """
     x, W = as_variable(x), as_variable(W)
+    _check_matmul_shapes(x.shape, W.shape)
     if x.ndim >= 2 and W.ndim >= 2:
         return MatMul()(x, W)
-    if x.ndim == 0 or W.ndim == 0:
-        raise ValueError(
-            f"matmul: operands must be at least 1-D, got shapes {x.shape} and {W.shape}"
-        )
     x2 = reshape(x, (1,) + x.shape) if x.ndim == 1 else x
     W2 = reshape(W, W.shape + (1,)) if W.ndim == 1 else W
     y = MatMul()(x2, W2)
-    if W.ndim == 1:
-        y = reshape(y, y.shape[:-1])
-    if x.ndim == 1:
-        y = reshape(y, y.shape[:-2] + y.shape[-1:])
-    return y
+    rows = y.shape[-2:-1] if x.ndim > 1 else ()
+    cols = y.shape[-1:] if W.ndim > 1 else ()
+    return reshape(y, y.shape[:-2] + rows + cols)
 
 
 dot = matmul

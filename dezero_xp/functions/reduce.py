@@ -1,11 +1,17 @@
 """Reductions: sum, average/mean, max, min, logsumexp (int or tuple ``axis``, ``keepdims``).
 
+``axis`` is None (every axis), an int or a tuple of ints, negatives allowed; it is checked
+against the input's shape before any array is touched, so an out-of-range axis raises the same
+clear ValueError on every backend. Where elements tie for a max/min, the gradient is shared
+evenly among them (DeZero gives each tied element the whole gradient).
+
 May import: dezero_xp.core, dezero_xp._shape and the elementwise/shape families.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 
 from dezero_xp import _shape
 from dezero_xp.core import Function, as_variable, wrap_array
@@ -13,6 +19,26 @@ from dezero_xp.functions.elementwise import exp
 from dezero_xp.functions.shape import broadcast_to, reshape
 
 __all__ = ["average", "logsumexp", "max", "mean", "min", "sum"]
+
+
+def _checked_axis(axis, shape, op: str):
+    """``axis`` as None or a sorted tuple of non-negative ints, or a clear error."""
+    if axis is None:
+        return None
+    ndim = len(shape)
+    given = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    for a in given:
+        if not isinstance(a, numbers.Integral) or isinstance(a, bool):
+            raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise ValueError(
+                f"{op}: axis {int(a)} is out of range for an input of shape {tuple(shape)} "
+                f"(valid: {-ndim} .. {ndim - 1})"
+            )
+    axes = tuple(sorted(int(a) % ndim for a in given))
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{op}: axis {axis!r} names an axis twice")
+    return axes
 
 
 def _expand_reduced(gy, x_shape, axis, keepdims):
@@ -36,25 +62,31 @@ class Sum(Function):
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - DeZero's public name
-    """Sum over ``axis`` (None: all axes; an int or a tuple)."""
-    if isinstance(axis, list):
-        axis = tuple(axis)
-    return Sum(axis, keepdims)(x)
+    """Sum over ``axis`` (None: all axes; an int or a tuple). Same dtype as ``x`` for floats."""
+    return Sum(_checked_axis(axis, x.shape, "sum"), keepdims)(x)
 
 
 def average(x, axis=None, keepdims=False):
     """Mean over ``axis`` (DeZero's name; ``mean`` is the same function)."""
     x = as_variable(x)
-    y = sum(x, axis, keepdims)
-    count = math.prod(x.shape) // max(math.prod(y.shape), 1) if x.size else 1
-    return y * (1.0 / count)
+    axes = _checked_axis(axis, x.shape, "average")
+    y = Sum(axes, keepdims)(x)
+    reduced = range(x.ndim) if axes is None else axes
+    count = math.prod(x.shape[a] for a in reduced)
+    # An empty reduction has no mean (NumPy gives NaN): keep that instead of dividing by zero.
+    return y * (1.0 / count if count else math.nan)
 
 
 mean = average
 
 
 class _Extremum(Function):
-    """max/min over ``axis``; the gradient is shared evenly by the elements that tie."""
+    """max/min over ``axis``.
+
+    Where several elements tie for the extremum, the gradient is shared evenly among them (each
+    of k tied elements gets 1/k of it), so the gradient sums to the output's gradient. DeZero and
+    Chainer give the full gradient to every tied element instead.
+    """
 
     reduce_name = None
 
@@ -87,13 +119,13 @@ class Min(_Extremum):
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001 - DeZero's public name
-    """Maximum over ``axis``."""
-    return Max(axis, keepdims)(x)
+    """Maximum over ``axis``; tied maxima share the gradient evenly (see ``_Extremum``)."""
+    return Max(_checked_axis(axis, x.shape, "max"), keepdims)(x)
 
 
 def min(x, axis=None, keepdims=False):  # noqa: A001 - DeZero's public name
-    """Minimum over ``axis``."""
-    return Min(axis, keepdims)(x)
+    """Minimum over ``axis``; tied minima share the gradient evenly (see ``_Extremum``)."""
+    return Min(_checked_axis(axis, x.shape, "min"), keepdims)(x)
 
 
 class LogSumExp(Function):
@@ -105,23 +137,24 @@ class LogSumExp(Function):
         xp = self.xp
         self.x_shape = tuple(x.shape)
         m = xp.max(x, axis=self.axis, keepdims=True)  # shift by the max: no overflow
+        # A slice that is all -inf has no finite max to shift by: its result is -inf, not NaN.
+        self.shift = m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
         y = xp.log(xp.sum(xp.exp(x - m), axis=self.axis, keepdims=True)) + m
         if not self.keepdims:
-            y = xp.reshape(y, tuple(n for i, n in enumerate(y.shape) if i not in _axes(self)))
+            axes = _shape.normalize_axes(self.axis, x.ndim)
+            y = xp.reshape(y, tuple(n for i, n in enumerate(y.shape) if i not in axes))
         return y
 
     def backward(self, gy):
         (x,) = self.inputs
-        y = self.outputs[0]()
-        kept = _shape.reduced_shape_keepdims(self.x_shape, self.axis)
-        softmax = exp(x - broadcast_to(reshape(y, kept), self.x_shape))  # d lse / dx
+        # d lse / dx = softmax(x), formed from the same shift as forward: exp(x - y) would lose
+        # the low bits of y when |x| is large (float32 near 1000 has 6e-5 spacing).
+        e = exp(x - wrap_array(self.shift, self.backend))
+        total = Sum(self.axis, True)(e)
+        softmax = e / broadcast_to(total, self.x_shape)
         return _expand_reduced(gy, self.x_shape, self.axis, self.keepdims) * softmax
 
 
-def _axes(f):
-    return _shape.normalize_axes(f.axis, len(f.x_shape))
-
-
 def logsumexp(x, axis=None, keepdims=False):
-    """``log(sum(exp(x), axis))`` computed stably."""
-    return LogSumExp(axis, keepdims)(x)
+    """``log(sum(exp(x), axis))`` computed stably (shifted by the max)."""
+    return LogSumExp(_checked_axis(axis, x.shape, "logsumexp"), keepdims)(x)

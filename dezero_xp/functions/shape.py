@@ -1,10 +1,16 @@
 """Shape ops: reshape, transpose, get_item, expand_dims, flatten, squeeze, concat, stack,
 broadcast_to and sum_to (the op that undoes broadcasting for every binary op).
 
+Shape arguments are checked in Python before any array is touched, so a bad shape or axis gives
+the same clear error (naming the op and the shapes) on every backend.
+
 May import: dezero_xp.core and dezero_xp._shape.
 """
 
 from __future__ import annotations
+
+import math
+import numbers
 
 from dezero_xp import _shape
 from dezero_xp.core import Function, Variable, as_variable
@@ -24,11 +30,28 @@ __all__ = [
 ]
 
 
-def _shape_args(shape) -> tuple:
-    """``reshape(x, 2, 3)``, ``reshape(x, (2, 3))`` and ``reshape(x, [2, 3])`` all mean (2, 3)."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
-    return tuple(shape)
+def _int_shape(shape, op: str) -> tuple:
+    """``shape`` (an int or a sequence of ints) as a tuple of Python ints."""
+    if type(shape) is tuple and all(type(n) is int for n in shape):
+        return shape
+    if isinstance(shape, numbers.Integral):
+        return (int(shape),)
+    try:
+        return tuple(int(n) for n in shape)
+    except TypeError:
+        raise TypeError(f"{op}: a shape is an int or a sequence of ints, got {shape!r}") from None
+
+
+def _check_axis(axis, ndim: int, op: str, shape) -> int:
+    """``axis`` (negatives allowed) as an index into ``ndim`` axes, or a clear ValueError."""
+    if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"{op}: axis {axis} is out of range for an input of shape {tuple(shape)} "
+            f"(valid: {-ndim} .. {ndim - 1})"
+        )
+    return int(axis) % ndim
 
 
 class Reshape(Function):
@@ -36,7 +59,7 @@ class Reshape(Function):
         self.shape = tuple(shape)
 
     def forward(self, x):
-        self.x_shape = x.shape
+        self.x_shape = tuple(x.shape)
         return self.xp.reshape(x, self.shape)
 
     def backward(self, gy):
@@ -45,10 +68,22 @@ class Reshape(Function):
 
 def reshape(x, shape):
     """``x`` with a new shape (one entry may be -1). Returns ``x`` itself when unchanged."""
-    shape = tuple(shape) if not isinstance(shape, int) else (shape,)
-    if tuple(x.shape) == shape:
+    in_shape = tuple(x.shape)
+    shape = _int_shape(shape, "reshape")
+    if shape == in_shape:
         return as_variable(x)
-    return Reshape(shape)(x)
+    size = math.prod(in_shape)
+    try:
+        target = _shape.resolve_reshape(in_shape, shape)
+    except ValueError:
+        target = None
+    if target is None or math.prod(target) != size or any(n < 0 for n in target):
+        raise ValueError(
+            f"reshape: cannot reshape an input of shape {in_shape} (size {size}) into {shape}"
+        )
+    if target == in_shape:
+        return as_variable(x)
+    return Reshape(target)(x)
 
 
 class Transpose(Function):
@@ -56,8 +91,8 @@ class Transpose(Function):
         self.axes = None if axes is None else tuple(axes)
 
     def forward(self, x):
-        axes = self.axes if self.axes is not None else tuple(range(x.ndim))[::-1]
-        self.axes = tuple(a % x.ndim for a in axes) if x.ndim else ()
+        if self.axes is None:
+            self.axes = tuple(range(x.ndim))[::-1]
         return self.xp.permute_dims(x, self.axes)
 
     def backward(self, gy):
@@ -65,7 +100,18 @@ class Transpose(Function):
 
 
 def transpose(x, axes=None):
-    """Permute the axes of ``x`` (reverse them when ``axes`` is None)."""
+    """Permute the axes of ``x`` (reverse them when ``axes`` is None; negatives allowed)."""
+    ndim = len(x.shape)
+    if axes is None:
+        axes = tuple(range(ndim))[::-1]
+    else:
+        given = _int_shape(axes, "transpose")
+        axes = tuple(a % ndim if -ndim <= a < ndim else a for a in given) if ndim else given
+        if sorted(axes) != list(range(ndim)):
+            raise ValueError(
+                f"transpose: axes {given} are not a permutation of the {ndim} axes of an input "
+                f"of shape {tuple(x.shape)}"
+            )
     return Transpose(axes)(x)
 
 
@@ -79,87 +125,195 @@ def matrix_transpose(x):
     return transpose(x, tuple(axes))
 
 
-def _unwrap_key(key):
-    """An indexing key with Variables replaced by their arrays."""
-    if isinstance(key, tuple):
-        return tuple(k.data if isinstance(k, Variable) else k for k in key)
-    return key.data if isinstance(key, Variable) else key
+# ---------------------------------------------------------------------------------- get_item
+
+
+def _is_full_slice(k) -> bool:
+    return isinstance(k, slice) and k == slice(None)
+
+
+class _Key:
+    """An indexing key prepared for one input.
+
+    ``key``: the tuple that indexes the input. ``take_axis``: set when the key is one integer
+    array on one axis with ``:`` or ``...`` everywhere else; such a key is applied with the
+    standard's ``take`` (array-api-strict refuses to mix arrays and slices in ``[]``) and its
+    gradient is scattered along that axis moved to the front.
+    """
+
+    __slots__ = ("key", "take_axis", "index")
+
+    def __init__(self, key, take_axis=None, index=None):
+        self.key = key
+        self.take_axis = take_axis
+        self.index = index
+
+    def __repr__(self):
+        return f"_Key({self.key!r}, take_axis={self.take_axis})"
+
+
+def _prepare_key(key, backend, ndim: int) -> _Key:
+    """Normalize ``key`` for an input of ``backend`` with ``ndim`` axes.
+
+    The key becomes a tuple with Variables unwrapped, lists turned into arrays of ``backend`` and
+    NumPy integer scalars into ints. A key without arrays that indexes fewer axes than the input
+    has gets a trailing ``...`` (what NumPy does implicitly and the standard wants explicit).
+    """
+    if isinstance(key, _Key):
+        return key
+    xp = backend.xp
+    prepared, arrays = [], []
+    for k in key if type(key) is tuple else (key,):
+        kind = type(k)
+        if kind is int or kind is slice or k is None or k is Ellipsis:
+            pass  # the common case, first
+        elif isinstance(k, Variable):
+            k = k.data
+        elif kind is list:
+            k = backend.asarray(k) if k else backend.asarray(k, xp.int64)
+        elif isinstance(k, numbers.Integral) and kind is not bool:
+            k = int(k)  # NumPy integer scalars
+        if hasattr(k, "shape") and hasattr(k, "dtype"):
+            arrays.append(len(prepared))
+        prepared.append(k)
+    if not arrays:
+        used = sum(1 for k in prepared if k is not None and k is not Ellipsis)
+        if Ellipsis not in prepared and used < ndim:
+            prepared.append(Ellipsis)
+        return _Key(tuple(prepared))
+    if len(arrays) == 1:
+        pos = arrays[0]
+        index = prepared[pos]
+        others = prepared[:pos] + prepared[pos + 1 :]
+        if (
+            isinstance(index, backend.array_type)
+            and xp.isdtype(index.dtype, "integral")
+            and all(_is_full_slice(k) or k is Ellipsis for k in others)
+            and others.count(Ellipsis) <= 1
+            and len(others) - others.count(Ellipsis) < ndim
+        ):
+            after = len(prepared) - pos - 1
+            axis = pos if Ellipsis not in prepared[:pos] else ndim - after - 1
+            return _Key(tuple(prepared), take_axis=axis, index=index)
+    return _Key(tuple(prepared))
+
+
+def _apply_key(xp, x, key: _Key):
+    """``x[key]`` (through ``take`` for a one-array key, see :class:`_Key`)."""
+    if key.take_axis is None:
+        return x[key.key]
+    axis, index = key.take_axis, key.index
+    flat = xp.take(x, xp.reshape(index, (-1,)), axis=axis)
+    if index.ndim == 1:
+        return flat
+    shape = tuple(x.shape)
+    return xp.reshape(flat, shape[:axis] + tuple(index.shape) + shape[axis + 1 :])
 
 
 class GetItem(Function):
     def __init__(self, slices):
-        self.slices = _unwrap_key(slices)
+        self.key = slices
 
     def forward(self, x):
-        self.x_shape = x.shape
-        return x[self.slices]
+        self.x_shape = tuple(x.shape)
+        self.key = _prepare_key(self.key, self.backend, x.ndim)
+        return _apply_key(self.xp, x, self.key)
 
     def backward(self, gy):
-        return GetItemGrad(self.slices, self.x_shape)(gy)
+        return GetItemGrad(self.key, self.x_shape)(gy)
 
 
 class GetItemGrad(Function):
-    """Backward of get_item: scatter-add ``gy`` into zeros of the input's shape."""
+    """Backward of get_item: scatter-add ``gy`` into zeros of the input's shape.
 
-    def __init__(self, slices, in_shape):
-        self.slices = slices
-        self.in_shape = in_shape
+    Repeated integer indices accumulate (the kernel table's ``scatter_add``).
+    """
+
+    def __init__(self, key: _Key, in_shape):
+        self.key = key
+        self.in_shape = tuple(in_shape)
 
     def forward(self, gy):
-        gx = self.xp.zeros(self.in_shape, dtype=gy.dtype, device=self.backend.native_device)
-        return self.ops.scatter_add(gx, self.slices, gy)
+        xp = self.xp
+        key = self.key
+        if key.take_axis is None:
+            gx = xp.zeros(self.in_shape, dtype=gy.dtype, device=self.backend.native_device)
+            return self.ops.scatter_add(gx, key.key, gy)
+        # Move the indexed axis to the front, so the key is one array on the leading axis:
+        # the form every kernel (the standard-only one included) scatters.
+        axis, index = key.take_axis, xp.reshape(key.index, (-1,))
+        shape = self.in_shape
+        gy = xp.reshape(gy, shape[:axis] + (index.shape[0],) + shape[axis + 1 :])
+        to_front = (axis,) + tuple(i for i in range(len(shape)) if i != axis)
+        front_shape = tuple(shape[i] for i in to_front)
+        gx = xp.zeros(front_shape, dtype=gy.dtype, device=self.backend.native_device)
+        gx = self.ops.scatter_add(gx, (index,), xp.permute_dims(gy, to_front))
+        return xp.permute_dims(gx, _shape.inverse_permutation(to_front))
 
     def backward(self, ggx):
-        return get_item(ggx, self.slices)
+        return GetItem(self.key)(ggx)
 
 
 def get_item(x, slices):
-    """``x[slices]``: basic indexing and integer-array indexing, differentiable."""
+    """``x[slices]``, differentiable: ints, slices, ``None``, ``...`` and integer arrays.
+
+    Integer arrays (or lists) may repeat indices: their gradients accumulate. A key that
+    indexes fewer axes than ``x`` has means ``...`` for the rest, as in NumPy, on every backend.
+    A single integer array among ``:``/``...`` works on every backend (it is applied with
+    ``take``); other mixes of arrays and slices work where the array library supports them.
+    """
     return GetItem(slices)(x)
 
 
+# ---------------------------------------------------------------------------------- axes
+
+
 def expand_dims(x, axis):
-    """Insert a length-1 axis at ``axis``."""
-    x = as_variable(x)
+    """Insert a length-1 axis at ``axis`` (``-1`` appends one)."""
     shape = list(x.shape)
-    axis = axis if axis >= 0 else axis + x.ndim + 1
+    axis = _check_axis(axis, len(shape) + 1, "expand_dims", x.shape)
     shape.insert(axis, 1)
     return reshape(x, tuple(shape))
 
 
 def squeeze(x, axis=None):
-    """Remove length-1 axes (all of them, or those in ``axis``)."""
-    x = as_variable(x)
+    """Remove length-1 axes (all of them, or those in ``axis``: an int or a tuple)."""
+    shape = tuple(x.shape)
     if axis is None:
-        axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
+        axes = {i for i, n in enumerate(shape) if n == 1}
     else:
-        axes = _shape.normalize_axes(axis, x.ndim)
-        bad = [a for a in axes if x.shape[a] != 1]
+        given = axis if isinstance(axis, (tuple, list)) else (axis,)
+        axes = {_check_axis(a, len(shape), "squeeze", shape) for a in given}
+        bad = sorted(a for a in axes if shape[a] != 1)
         if bad:
             raise ValueError(
-                f"squeeze: axis {bad[0]} of shape {x.shape} has length {x.shape[bad[0]]}, not 1"
+                f"squeeze: axis {bad[0]} of an input of shape {shape} has length "
+                f"{shape[bad[0]]}; only length-1 axes can be removed"
             )
-    return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in axes))
+    return reshape(x, tuple(n for i, n in enumerate(shape) if i not in axes))
 
 
 def flatten(x):
-    """Flatten all axes but the first (DeZero's ``F.flatten`` for batches)."""
-    x = as_variable(x)
-    return reshape(x, (x.shape[0], -1))
+    """Flatten all axes but the first: ``(N, ...)`` becomes ``(N, rest)`` (DeZero's flatten)."""
+    shape = tuple(x.shape)
+    if not shape:
+        raise ValueError("flatten: needs an input with at least one axis, got a 0-d input")
+    return reshape(x, (shape[0], math.prod(shape[1:])))
+
+
+# ---------------------------------------------------------------------------------- joining
 
 
 class Concat(Function):
-    def __init__(self, axis=0):
+    def __init__(self, axis):
         self.axis = axis
 
     def forward(self, *xs):
         self.sizes = [x.shape[self.axis] for x in xs]
-        self.ndim = xs[0].ndim
         return self.xp.concat(xs, axis=self.axis)
 
     def backward(self, gy):
-        axis = self.axis % self.ndim
-        lead = (slice(None),) * axis
+        lead = (slice(None),) * self.axis
         gxs, start = [], 0
         for size in self.sizes:
             gxs.append(get_item(gy, lead + (slice(start, start + size), Ellipsis)))
@@ -167,20 +321,39 @@ class Concat(Function):
         return tuple(gxs)
 
 
+def _inputs_and_shapes(xs, op: str):
+    """``xs`` as a list, and the shapes of its entries (at least one)."""
+    if isinstance(xs, Variable) or hasattr(xs, "shape"):
+        raise TypeError(f"{op}: expects a sequence of Variables or arrays, got a single one")
+    xs = list(xs)
+    if not xs:
+        raise ValueError(f"{op}: needs at least one input")
+    return xs, [tuple(x.shape) for x in xs]
+
+
 def concat(xs, axis=0):
-    """Join a sequence of Variables along an existing axis."""
+    """Join a sequence of Variables along an existing axis (shapes must agree elsewhere)."""
+    xs, shapes = _inputs_and_shapes(xs, "concat")
+    ndim = len(shapes[0])
+    if ndim == 0:
+        raise ValueError("concat: 0-d inputs have no axis to join along; use stack")
+    axis = _check_axis(axis, ndim, "concat", shapes[0])
+    for s in shapes:
+        if len(s) != ndim or s[:axis] + s[axis + 1 :] != shapes[0][:axis] + shapes[0][axis + 1 :]:
+            raise ValueError(
+                f"concat: shapes {shapes} differ outside the joined axis {axis}; all inputs "
+                "need the same shape except along that axis"
+            )
     return Concat(axis)(*xs)
 
 
 class Stack(Function):
-    def __init__(self, axis=0):
+    def __init__(self, axis):
         self.axis = axis
 
     def forward(self, *xs):
-        y = self.xp.stack(xs, axis=self.axis)
-        self.axis %= y.ndim
         self.count = len(xs)
-        return y
+        return self.xp.stack(xs, axis=self.axis)
 
     def backward(self, gy):
         lead = (slice(None),) * self.axis
@@ -189,7 +362,14 @@ class Stack(Function):
 
 def stack(xs, axis=0):
     """Join a sequence of same-shape Variables along a new axis."""
+    xs, shapes = _inputs_and_shapes(xs, "stack")
+    if any(s != shapes[0] for s in shapes):
+        raise ValueError(f"stack: all inputs need the same shape, got {shapes}")
+    axis = _check_axis(axis, len(shapes[0]) + 1, "stack", shapes[0])
     return Stack(axis)(*xs)
+
+
+# ---------------------------------------------------------------------------------- broadcasting
 
 
 class BroadcastTo(Function):
@@ -197,7 +377,7 @@ class BroadcastTo(Function):
         self.shape = tuple(shape)
 
     def forward(self, x):
-        self.x_shape = x.shape
+        self.x_shape = tuple(x.shape)
         return self.xp.broadcast_to(x, self.shape)
 
     def backward(self, gy):
@@ -206,19 +386,26 @@ class BroadcastTo(Function):
 
 def broadcast_to(x, shape):
     """Broadcast ``x`` to ``shape``. Returns ``x`` itself when unchanged."""
-    if tuple(x.shape) == tuple(shape):
+    in_shape = tuple(x.shape)
+    shape = _int_shape(shape, "broadcast_to")
+    if in_shape == shape:
         return as_variable(x)
+    lead = len(shape) - len(in_shape)
+    if lead < 0 or any(n not in (1, m) for n, m in zip(in_shape, shape[lead:])):
+        raise ValueError(f"broadcast_to: cannot broadcast an input of shape {in_shape} to {shape}")
     return BroadcastTo(shape)(x)
 
 
 class SumTo(Function):
-    def __init__(self, shape):
+    def __init__(self, shape, axes=None):
         self.shape = tuple(shape)
+        self.axes = axes
 
     def forward(self, x):
-        self.x_shape = x.shape
-        axes = _shape.sum_to_axes(tuple(x.shape), self.shape)
-        y = self.xp.sum(x, axis=axes, keepdims=True)
+        self.x_shape = tuple(x.shape)
+        if self.axes is None:
+            self.axes = _shape.sum_to_axes(self.x_shape, self.shape)
+        y = self.xp.sum(x, axis=self.axes, keepdims=True)
         if y.ndim != len(self.shape):
             y = self.xp.reshape(y, self.shape)
         return y
@@ -229,6 +416,15 @@ class SumTo(Function):
 
 def sum_to(x, shape):
     """Sum ``x`` down to ``shape`` (the inverse of broadcasting). ``x`` itself when unchanged."""
-    if tuple(x.shape) == tuple(shape):
+    in_shape = tuple(x.shape)
+    shape = _int_shape(shape, "sum_to")
+    if in_shape == shape:
         return as_variable(x)
-    return SumTo(shape)(x)
+    try:
+        axes = _shape.sum_to_axes(in_shape, shape)
+    except ValueError:
+        raise ValueError(
+            f"sum_to: cannot sum an input of shape {in_shape} to {shape}: {shape} must be a "
+            f"shape that broadcasts to {in_shape}"
+        ) from None
+    return SumTo(shape, axes)(x)
