@@ -63,3 +63,16 @@ class CupyKernels(GenericKernels):
     def pad(self, x, pad_width, value=0):
         with self.device:
             return self._cupy.pad(x, pad_width, mode="constant", constant_values=value)
+
+    # im2col/col2im: the generic KH*KW strided-slice loop, every slice and add on the GPU.
+    def im2col(self, x, kernel_size, stride, pad, pad_value=0):
+        with self.device:
+            return super().im2col(x, kernel_size, stride, pad, pad_value)
+
+    def col2im(self, col, img_shape, kernel_size, stride, pad):
+        with self.device:
+            return super().col2im(col, img_shape, kernel_size, stride, pad)
+
+    def _zeros(self, shape, dtype):
+        # Allocated under the device context (col2im holds it), no ``device=`` keyword needed.
+        return self._cupy.zeros(shape, dtype=dtype)

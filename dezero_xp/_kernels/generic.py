@@ -71,7 +71,9 @@ class GenericKernels:
 
     def uniform(self, shape, dtype):
         """Samples of U[0, 1) with the given shape and floating dtype."""
-        return self.xp.astype(self.from_host(self._rng.random(shape)), dtype)
+        # Drawn in float32 for float32: a float64 sample just below 1 would round up to 1.0.
+        host_dtype = np.float32 if dtype == self.xp.float32 else np.float64
+        return self.xp.astype(self.from_host(self._rng.random(shape, dtype=host_dtype)), dtype)
 
     def normal(self, shape, dtype):
         """Samples of N(0, 1) with the given shape and floating dtype."""
@@ -85,13 +87,22 @@ class GenericKernels:
     def scatter_add(self, target, key, values):
         """``target[key] += values`` with repeated indices accumulated; returns the result.
 
-        May update ``target`` in place. The key may hold ints, slices, ``None``, ``...`` and
-        integer arrays (advanced indexing on leading axes).
+        May update ``target`` in place. The key may hold ints, slices, ``None``, ``...``,
+        integer arrays (advanced indexing on leading axes) or a boolean mask.
         """
         key = normalize_key(key)
-        if not key_has_arrays(key):
-            # Basic indexing selects each element at most once: a plain add-assign is exact.
-            target[key] = target[key] + values
+        arrays = [k for k in key if hasattr(k, "shape") and not isinstance(k, int)]
+        if not arrays or all(self.xp.isdtype(k.dtype, "bool") for k in arrays):
+            # Basic indexing or a mask selects each element at most once: a plain add-assign
+            # is exact. The standard allows no ``None`` in assignments: drop those length-1
+            # axes from the key and from ``values``.
+            if any(k is None for k in key):
+                key = tuple(k for k in key if k is not None)
+                values = self.xp.reshape(values, tuple(target[key].shape))
+            # A lone mask goes in bare: array-api-strict assigns through a tuple holding an
+            # array only on its default device.
+            index = key[0] if len(key) == 1 else key
+            target[index] = target[index] + values
             return target
         return self._scatter_add_arrays(target, key, values)
 
@@ -134,6 +145,61 @@ class GenericKernels:
         out[inner] = x
         return out
 
+    # ------------------------------------------------------------------ im2col / col2im
+    def im2col(self, x, kernel_size, stride, pad, pad_value=0):
+        """Patches of an NCHW image as an ``(N, C, KH, KW, OH, OW)`` array.
+
+        ``kernel_size``, ``stride`` and ``pad`` are (h, w) pairs; the border is filled with
+        ``pad_value``. The result may be a read-only view of ``x``: never write into it.
+        This version gathers one strided slice per kernel offset (KH*KW slices in all).
+        """
+        (kh, kw), (sh, sw) = kernel_size, stride
+        img = self._pad_image(x, pad, pad_value)
+        n, c, h, w = img.shape
+        oh, ow = _window_count(h, kh, sh), _window_count(w, kw, sw)
+        windows = [
+            img[:, :, _window_slice(j, sh, oh), _window_slice(i, sw, ow)]
+            for j in range(kh)
+            for i in range(kw)
+        ]
+        return self.xp.reshape(self.xp.stack(windows, axis=2), (n, c, kh, kw, oh, ow))
+
+    def col2im(self, col, img_shape, kernel_size, stride, pad):
+        """The adjoint of :meth:`im2col`: patches ``(N, C, KH, KW, OH, OW)`` summed into NCHW.
+
+        Every patch element is added to the pixel it was taken from; padding is cropped away.
+        """
+        (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, pad
+        n, c, h, w = img_shape
+        oh, ow = col.shape[4], col.shape[5]
+        img = self._zeros((n, c, h + 2 * ph, w + 2 * pw), col.dtype)
+        for j in range(kh):
+            for i in range(kw):
+                key = (slice(None), slice(None), _window_slice(j, sh, oh), _window_slice(i, sw, ow))
+                img[key] = img[key] + col[:, :, j, i, :, :]
+        return img[:, :, ph : ph + h, pw : pw + w]
+
+    def _zeros(self, shape, dtype):
+        """A zero-filled array on this device (col2im's accumulator)."""
+        return self.xp.zeros(shape, dtype=dtype, device=self.device)
+
+    def _pad_image(self, x, pad, value):
+        """``x`` (NCHW) with ``pad`` = (ph, pw) rows/columns of ``value`` on each side."""
+        ph, pw = pad
+        if ph == 0 and pw == 0:
+            return x
+        return self.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), value)
+
+
+def _window_count(size: int, kernel: int, stride: int) -> int:
+    """How many windows of ``kernel`` fit in ``size`` (already padded) with ``stride``."""
+    return (size - kernel) // stride + 1
+
+
+def _window_slice(offset: int, stride: int, count: int) -> slice:
+    """The ``count`` positions ``offset, offset + stride, ...`` (stop kept in bounds)."""
+    return slice(offset, offset + stride * (count - 1) + 1, stride)
+
 
 def _split_advanced_key(key: tuple, ndim: int):
     """Split ``(arrays/ints..., full slices...)`` into its index part and its trailing part.
@@ -145,7 +211,7 @@ def _split_advanced_key(key: tuple, ndim: int):
     rest = list(key)
     while rest and not isinstance(rest[0], (slice, type(None), type(Ellipsis))):
         lead.append(rest.pop(0))
-    trailing_ok = all(k is Ellipsis or k == slice(None) for k in rest)
+    trailing_ok = all(k is Ellipsis or (isinstance(k, slice) and k == slice(None)) for k in rest)
     if not lead or not trailing_ok or len(lead) > ndim:
         raise NotImplementedError(
             f"scatter_add: the standard-only kernel supports integer-array keys on leading axes "

@@ -46,3 +46,46 @@ class NumpyKernels(GenericKernels):
 
     def pad(self, x, pad_width, value=0):
         return np.pad(x, pad_width, mode="constant", constant_values=value)
+
+    def im2col(self, x, kernel_size, stride, pad, pad_value=0):
+        # A zero-copy strided view of the (padded) image: the matmul that consumes it does the
+        # one gather. Read-only, so nobody writes through it into ``x``.
+        (kh, kw), (sh, sw) = kernel_size, stride
+        img = self._pad_image(x, pad, pad_value)
+        n, c, h, w = img.shape
+        oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+        s_n, s_c, s_h, s_w = img.strides
+        return np.lib.stride_tricks.as_strided(
+            img,
+            shape=(n, c, kh, kw, oh, ow),
+            strides=(s_n, s_c, s_h, s_w, s_h * sh, s_w * sw),
+            writeable=False,
+        )
+
+    def col2im(self, col, img_shape, kernel_size, stride, pad):
+        # KH*KW strided slice-adds, each in place over the whole batch. Offsets whose windows
+        # cannot overlap what is already written (the first one; all of them when the stride
+        # is at least the kernel, as in pooling) are plain copies, several times cheaper.
+        (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, pad
+        n, c, h, w = img_shape
+        oh, ow = col.shape[4], col.shape[5]
+        img = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype)
+        overlapping = sh < kh or sw < kw
+        for j in range(kh):
+            rows = slice(j, j + sh * (oh - 1) + 1, sh)
+            for i in range(kw):
+                view = img[:, :, rows, i : i + sw * (ow - 1) + 1 : sw]
+                if overlapping and (j or i):
+                    np.add(view, col[:, :, j, i], out=view)
+                else:
+                    view[...] = col[:, :, j, i]
+        return img[:, :, ph : ph + h, pw : pw + w]
+
+    def _pad_image(self, x, pad, value):
+        ph, pw = pad
+        if ph == 0 and pw == 0:
+            return x
+        n, c, h, w = x.shape
+        img = np.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
+        img[:, :, ph : ph + h, pw : pw + w] = x
+        return img

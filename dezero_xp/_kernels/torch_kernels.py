@@ -56,7 +56,42 @@ class TorchKernels(GenericKernels):
         while rest and not isinstance(rest[0], (slice, type(None), type(Ellipsis))):
             k = rest.pop(0)
             lead.append(k if hasattr(k, "shape") else self._torch.tensor(k, device=self.device))
-        if all(k is Ellipsis or k == slice(None) for k in rest):
+        if all(k is Ellipsis or (isinstance(k, slice) and k == slice(None)) for k in rest):
             target.index_put_(tuple(lead), values, accumulate=True)
             return target
-        return super().scatter_add(target, key, values)
+        # Any other key (slices before arrays, ...): index a grid of flat positions with the
+        # same key, then accumulate into the flattened target at those positions.
+        torch = self._torch
+        positions = torch.arange(target.numel(), device=target.device).reshape(target.shape)
+        positions = positions[key]
+        values = torch.broadcast_to(values, positions.shape)
+        flat = target.reshape(-1)
+        flat.index_add_(0, positions.reshape(-1), values.reshape(-1))
+        return flat.reshape(target.shape)
+
+    # im2col/col2im as on NumPy: a strided view, and KH*KW in-place slice-adds. Measured faster
+    # than torch's unfold/fold (which copy through their own im2col buffers).
+    def im2col(self, x, kernel_size, stride, pad, pad_value=0):
+        (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, pad
+        if ph or pw:
+            x = self._torch.nn.functional.pad(x, (pw, pw, ph, ph), value=pad_value)
+        n, c, h, w = x.shape
+        oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+        s_n, s_c, s_h, s_w = x.stride()
+        return x.as_strided((n, c, kh, kw, oh, ow), (s_n, s_c, s_h, s_w, s_h * sh, s_w * sw))
+
+    def col2im(self, col, img_shape, kernel_size, stride, pad):
+        (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, pad
+        n, c, h, w = img_shape
+        oh, ow = col.shape[4], col.shape[5]
+        img = self._torch.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype, device=self.device)
+        overlapping = sh < kh or sw < kw
+        for j in range(kh):
+            rows = slice(j, j + sh * (oh - 1) + 1, sh)
+            for i in range(kw):
+                view = img[:, :, rows, i : i + sw * (ow - 1) + 1 : sw]
+                if overlapping and (j or i):
+                    view.add_(col[:, :, j, i])
+                else:
+                    view.copy_(col[:, :, j, i])
+        return img[:, :, ph : ph + h, pw : pw + w]
