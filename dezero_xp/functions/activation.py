@@ -1,6 +1,128 @@
-"""Placeholder for the activation family (filled in by the neural-network work).
+"""Activation functions: sigmoid, relu, leaky_relu, softmax and log_softmax (stable forms), plus
+DeZero's ``*_simple`` variants composed from elementwise ops.
 
-May import: dezero_xp.core, dezero_xp._shape and the other families of dezero_xp.functions.
+The stable forms never overflow: sigmoid goes through ``tanh``, softmax and log_softmax shift by
+the maximum along ``axis``. Each backward is written with Variables, so derivatives of any order
+work. ``tanh`` lives with the elementwise ops.
+
+May import: dezero_xp.core and the elementwise/reduce families of dezero_xp.functions.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from dezero_xp.core import Function, as_variable, wrap_array
+from dezero_xp.functions.elementwise import exp
+from dezero_xp.functions.reduce import sum as _sum
+
+__all__ = [
+    "leaky_relu",
+    "log_softmax",
+    "relu",
+    "sigmoid",
+    "sigmoid_simple",
+    "softmax",
+    "softmax_simple",
+]
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        # 1 / (1 + exp(-x)) rewritten through tanh: no overflow for large |x|.
+        return self.xp.tanh(x * 0.5) * 0.5 + 0.5
+
+    def backward(self, gy):
+        y = self.outputs[0]()
+        return gy * y * (1 - y)  # d sigmoid = y (1 - y)
+
+
+def sigmoid(x):
+    """Logistic function ``1 / (1 + exp(-x))``, computed stably for any magnitude of ``x``."""
+    return Sigmoid()(x)
+
+
+def sigmoid_simple(x):
+    """``1 / (1 + exp(-x))`` composed from elementwise ops (DeZero's textbook version)."""
+    x = as_variable(x)
+    return 1 / (1 + exp(-x))
+
+
+class ReLU(Function):
+    def forward(self, x):
+        return self.xp.maximum(x, 0)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        mask = self.xp.astype(x.data > 0, gy.dtype)
+        return gy * wrap_array(mask, self.backend)
+
+
+def relu(x):
+    """``max(x, 0)`` elementwise; gradient 1 where ``x > 0``, else 0."""
+    return ReLU()(x)
+
+
+class LeakyReLU(Function):
+    def __init__(self, slope):
+        self.slope = slope
+
+    def forward(self, x):
+        return self.xp.where(x > 0, x, x * self.slope)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        positive = self.xp.astype(x.data > 0, gy.dtype)
+        factor = positive * (1 - self.slope) + self.slope  # 1 where x > 0, else slope
+        return gy * wrap_array(factor, self.backend)
+
+
+def leaky_relu(x, slope=0.2):
+    """``x`` where ``x > 0``, else ``slope * x``."""
+    return LeakyReLU(slope)(x)
+
+
+class Softmax(Function):
+    def __init__(self, axis=1):
+        self.axis = axis
+
+    def forward(self, x):
+        xp = self.xp
+        e = xp.exp(x - xp.max(x, axis=self.axis, keepdims=True))  # shifted: exp never overflows
+        return e / xp.sum(e, axis=self.axis, keepdims=True)
+
+    def backward(self, gy):
+        y = self.outputs[0]()
+        gx = y * gy
+        return gx - y * _sum(gx, axis=self.axis, keepdims=True)  # y * (gy - <y, gy>)
+
+
+def softmax(x, axis=1):
+    """``exp(x) / sum(exp(x), axis)``, computed stably (shifted by the maximum along ``axis``)."""
+    return Softmax(axis)(x)
+
+
+def softmax_simple(x, axis=1):
+    """``exp(x) / sum(exp(x), axis)`` composed from ops (DeZero's textbook version; overflows
+    for large inputs, use :func:`softmax`)."""
+    x = as_variable(x)
+    y = exp(x)
+    return y / _sum(y, axis=axis, keepdims=True)
+
+
+class LogSoftmax(Function):
+    def __init__(self, axis=1):
+        self.axis = axis
+
+    def forward(self, x):
+        xp = self.xp
+        shifted = x - xp.max(x, axis=self.axis, keepdims=True)
+        log_z = xp.log(xp.sum(xp.exp(shifted), axis=self.axis, keepdims=True))
+        return shifted - log_z  # x - logsumexp(x)
+
+    def backward(self, gy):
+        y = self.outputs[0]()
+        return gy - exp(y) * _sum(gy, axis=self.axis, keepdims=True)  # gy - softmax * sum(gy)
+
+
+def log_softmax(x, axis=1):
+    """``log(softmax(x, axis))`` computed as ``x - logsumexp(x, axis)``: finite for any input."""
+    return LogSoftmax(axis)(x)

@@ -1,6 +1,293 @@
-"""Placeholder for the loss family (filled in by the neural-network work).
+"""Loss functions and metrics: mean_squared_error, softmax_cross_entropy, sigmoid_cross_entropy,
+binary_cross_entropy (each with DeZero's textbook ``*_simple`` variant where DeZero has one) and
+accuracy.
 
-May import: dezero_xp.core, dezero_xp._shape and the other families of dezero_xp.functions.
+The fused losses compute their forward stably (log-sum-exp, softplus) and their backward in one
+step with Variables, so double backward works. Integer labels become a one-hot mask built with
+standard ops (``t[:, None] == arange(C)``), which runs on every backend. Losses are averaged over
+the first axis (the batch), as in DeZero.
+
+May import: dezero_xp.core, dezero_xp.backend and the other families of dezero_xp.functions.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import math
+from itertools import zip_longest
+
+from dezero_xp._config import Config
+from dezero_xp.backend import DeviceMismatchError, backend_of
+from dezero_xp.core import Function, Variable, as_variable, wrap_array
+from dezero_xp.functions.activation import sigmoid, softmax
+from dezero_xp.functions.elementwise import clip, log
+from dezero_xp.functions.reduce import sum as _sum
+from dezero_xp.functions.shape import get_item, reshape, sum_to
+
+__all__ = [
+    "accuracy",
+    "binary_cross_entropy",
+    "mean_squared_error",
+    "mean_squared_error_simple",
+    "sigmoid_cross_entropy",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_simple",
+]
+
+
+def _batch_size(shape) -> int:
+    """DeZero's ``len(x)``: the length of the first axis (1 for a 0-d array)."""
+    return shape[0] if len(shape) else 1
+
+
+# --------------------------------------------------------------------------- mean squared error
+
+
+def _check_same_shape(name, shape0, shape1):
+    """Refuse the silent (N, 1) vs (N,) broadcast that turns a loss into an (N, N) matrix."""
+    if tuple(shape0) == tuple(shape1):
+        return
+    pairs = zip_longest(shape0[::-1], shape1[::-1], fillvalue=1)
+    out = tuple(max(a, b) for a, b in pairs)[::-1]
+    if out not in (tuple(shape0), tuple(shape1)):
+        raise ValueError(
+            f"{name}: shapes {tuple(shape0)} and {tuple(shape1)} would broadcast to {out}, larger "
+            "than both (a (N, 1) vs (N,) mix-up?); reshape one of them so the shapes match"
+        )
+
+
+class MeanSquaredError(Function):
+    def forward(self, x0, x1):
+        _check_same_shape("mean_squared_error", x0.shape, x1.shape)
+        self.x0_shape, self.x1_shape = tuple(x0.shape), tuple(x1.shape)
+        diff = x0 - x1
+        self.count = _batch_size(diff.shape)
+        return self.xp.sum(diff * diff) / self.count
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        diff = x0 - x1
+        gx0 = gy * diff * (2.0 / self.count)  # d/dx0 sum(diff^2)/N = 2 diff / N
+        gx1 = -gx0
+        if self.x0_shape != self.x1_shape:
+            gx0, gx1 = sum_to(gx0, self.x0_shape), sum_to(gx1, self.x1_shape)
+        return gx0, gx1
+
+
+def mean_squared_error(x0, x1):
+    """``sum((x0 - x1) ** 2) / len(x0)``: squared error summed, averaged over the batch axis."""
+    return MeanSquaredError()(x0, x1)
+
+
+def mean_squared_error_simple(x0, x1):
+    """:func:`mean_squared_error` composed from elementwise ops (DeZero's textbook version)."""
+    x0, x1 = as_variable(x0), as_variable(x1)
+    diff = x0 - x1
+    return _sum(diff**2) / _batch_size(diff.shape)
+
+
+# --------------------------------------------------------------------------- softmax cross entropy
+
+
+def _check_class_labels(name, x, t):
+    """(N, C) scores and N integer labels; returns the labels as a 1-D array."""
+    xp = backend_of(x).xp
+    if x.ndim != 2:
+        raise ValueError(
+            f"{name}: x must be 2-D scores of shape (batch, classes), got shape {tuple(x.shape)}"
+        )
+    if not xp.isdtype(t.dtype, "integral"):
+        raise TypeError(
+            f"{name}: labels t must be integer class indices, got dtype {t.dtype} (shape "
+            f"{tuple(t.shape)}); convert them, e.g. t.astype(int) or xp.astype(t, xp.int64)"
+        )
+    n = x.shape[0]
+    if math.prod(t.shape) != n or t.ndim > 2:
+        raise ValueError(
+            f"{name}: x has shape {tuple(x.shape)} ({n} rows) but labels t have shape "
+            f"{tuple(t.shape)}; expected one integer label per row, shape ({n},)"
+        )
+    t = t if t.ndim == 1 else xp.reshape(t, (n,))
+    # One index dtype for the comparisons with arange (no uint8 wrap-around, no mixed kinds).
+    return t if t.dtype == xp.int64 else xp.astype(t, xp.int64)
+
+
+class SoftmaxCrossEntropy(Function):
+    def forward(self, x, t):
+        xp = self.xp
+        t = _check_class_labels("softmax_cross_entropy", x, t)
+        n, classes = x.shape
+        shifted = x - xp.max(x, axis=1, keepdims=True)
+        e = xp.exp(shifted)
+        z = xp.sum(e, axis=1, keepdims=True)
+        log_p = shifted - xp.log(z)  # log softmax, finite for any input
+        classes_row = xp.arange(classes, dtype=xp.int64, device=self.backend.native_device)
+        onehot = xp.reshape(t, (n, 1)) == classes_row
+        valid = xp.any(onehot, axis=1)
+        if not self.backend.is_gpu and not bool(xp.all(valid)):
+            # Checked eagerly on host-side backends; on GPUs (no sync wanted) the loss is nan.
+            raise IndexError(
+                f"softmax_cross_entropy: labels must lie in [0, {classes}) for x of shape "
+                f"{tuple(x.shape)}; got labels outside that range"
+            )
+        picked = xp.sum(xp.where(onehot, log_p, 0.0), axis=1)
+        picked = xp.where(valid, picked, float("nan"))
+        self.onehot = onehot
+        self.probs = e / z  # softmax, reused by a first-order backward
+        return -xp.sum(picked) / n
+
+    def backward(self, gy):
+        x, _ = self.inputs
+        xp = self.xp
+        if Config.enable_backprop:
+            probs = softmax(x)  # differentiable path, for double backward
+        else:
+            probs = wrap_array(self.probs, self.backend)
+        onehot = wrap_array(xp.astype(self.onehot, x.dtype), self.backend)
+        return (probs - onehot) * (gy * (1.0 / x.shape[0])), None  # (softmax - onehot) / N
+
+
+def softmax_cross_entropy(x, t):
+    """Mean over the batch of ``-log softmax(x)[i, t[i]]``; ``x`` is (N, C), ``t`` N int labels.
+
+    Stable for any magnitude of ``x``. Labels outside ``[0, C)`` raise IndexError on host-side
+    backends; on a GPU (where checking would cost a device sync) they make the loss nan.
+    """
+    return SoftmaxCrossEntropy()(x, t)
+
+
+def softmax_cross_entropy_simple(x, t):
+    """:func:`softmax_cross_entropy` composed from ops (DeZero's textbook version: softmax,
+    clip to ``[1e-15, 1]``, log, pick the labels' entries)."""
+    x = as_variable(x)
+    t_data = t.data if isinstance(t, Variable) else t
+    if backend_of(t_data) is not x.backend:
+        raise DeviceMismatchError(
+            f"softmax_cross_entropy_simple: x is on {x.backend} but t is on {backend_of(t_data)};"
+            f" move t first, e.g. t.to('{x.backend}')"
+        )
+    t_data = _check_class_labels("softmax_cross_entropy_simple", x.data, t_data)
+    xp = x.xp
+    n = x.shape[0]
+    p = clip(softmax(x), 1e-15, 1.0)  # to avoid log(0)
+    rows = xp.arange(n, dtype=xp.int64, device=x.backend.native_device)
+    tlog_p = get_item(log(p), (rows, t_data))
+    return -1 * _sum(tlog_p) / n
+
+
+# --------------------------------------------------------------------------- binary losses
+
+
+def _labels_like(name, x, t):
+    """``(t, is_variable)``: ``t`` as a Variable of ``x``'s shape and floating dtype.
+
+    Integer labels and raw arrays become constants; a floating Variable stays itself (it gets a
+    gradient, as in DeZero).
+    """
+    t_is_variable = isinstance(t, Variable)
+    data = t.data if t_is_variable else t
+    if not t_is_variable and not hasattr(data, "shape"):
+        raise TypeError(f"{name}: t must be an array or a Variable, got {type(t).__name__}")
+    if backend_of(data) is not x.backend:
+        raise DeviceMismatchError(
+            f"{name}: x is on {x.backend} but t is on {backend_of(data)}; dezero_xp never copies "
+            f"between devices implicitly, move t first, e.g. t.to('{x.backend}')"
+        )
+    if math.prod(data.shape) != x.size:
+        raise ValueError(
+            f"{name}: x has shape {tuple(x.shape)} but t has shape {tuple(data.shape)}; "
+            "they need the same number of elements"
+        )
+    xp = x.xp
+    keep = t_is_variable and data.dtype == x.dtype
+    if not keep:
+        if t_is_variable and xp.isdtype(data.dtype, "real floating"):
+            raise TypeError(
+                f"{name}: x is {x.dtype} but t is {data.dtype}; cast one so the dtypes match"
+            )
+        if data.dtype != x.dtype:
+            data = xp.astype(data, x.dtype)
+        t = wrap_array(data, x.backend)  # labels: a constant
+    if tuple(t.shape) != tuple(x.shape):
+        t = reshape(t, x.shape)
+    return t, keep
+
+
+class SigmoidCrossEntropy(Function):
+    def __init__(self, target_grad):
+        self.target_grad = target_grad
+
+    def forward(self, x, t):
+        xp = self.xp
+        self.count = _batch_size(x.shape)
+        # -[t log s(x) + (1 - t) log(1 - s(x))] = max(x, 0) - t x + log(1 + exp(-|x|))
+        loss = xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+        return xp.sum(loss) / self.count
+
+    def backward(self, gy):
+        x, t = self.inputs
+        scale = gy * (1.0 / self.count)
+        gx = (sigmoid(x) - t) * scale  # d/dx = (sigmoid(x) - t) / N
+        gt = -x * scale if self.target_grad else None
+        return gx, gt
+
+
+def sigmoid_cross_entropy(x, t):
+    """Binary cross entropy of logits ``x`` against targets ``t`` (0/1 labels or probabilities),
+    summed and averaged over the batch axis. Stable for any magnitude of ``x``.
+
+    Integer labels are cast to ``x``'s dtype; floating targets given as a Variable get a
+    gradient.
+    """
+    x = as_variable(x)
+    t, target_grad = _labels_like("sigmoid_cross_entropy", x, t)
+    return SigmoidCrossEntropy(target_grad)(x, t)
+
+
+def binary_cross_entropy(p, t):
+    """Cross entropy of probabilities ``p`` against targets ``t``, averaged over the batch axis.
+
+    DeZero's definition: ``p`` is clipped to ``[1e-15, 0.999]`` before the logs.
+    """
+    p = as_variable(p)
+    t, _ = _labels_like("binary_cross_entropy", p, t)
+    p = clip(p, 1e-15, 0.999)
+    tlog_p = t * log(p) + (1 - t) * log(1 - p)
+    return -1 * _sum(tlog_p) / _batch_size(p.shape)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def accuracy(y, t):
+    """Fraction of rows where ``argmax(y, axis=1)`` equals the label ``t`` (not differentiable).
+
+    Returns a 0-d Variable on ``y``'s device, in ``y``'s floating dtype; no host transfer.
+    """
+    y_data = y.data if isinstance(y, Variable) else y
+    t_data = t.data if isinstance(t, Variable) else t
+    backend = backend_of(y_data)
+    if backend_of(t_data) is not backend:
+        raise DeviceMismatchError(
+            f"accuracy: y is on {backend} but t is on {backend_of(t_data)}; move t first, "
+            f"e.g. t.to('{backend}')"
+        )
+    xp = backend.xp
+    if y_data.ndim < 2:
+        raise ValueError(
+            f"accuracy: y must be scores of shape (batch, classes, ...), got {tuple(y_data.shape)}"
+        )
+    pred = xp.argmax(y_data, axis=1)
+    if tuple(pred.shape) != tuple(t_data.shape):
+        if math.prod(pred.shape) != math.prod(t_data.shape):
+            raise ValueError(
+                f"accuracy: y of shape {tuple(y_data.shape)} gives {tuple(pred.shape)} "
+                f"predictions but t has shape {tuple(t_data.shape)}"
+            )
+        pred = xp.reshape(pred, t_data.shape)
+    if pred.dtype != t_data.dtype:
+        pred = xp.astype(pred, t_data.dtype)  # compare in the labels' dtype (no mixed promotion)
+    hits = pred == t_data
+    dtype = y_data.dtype if xp.isdtype(y_data.dtype, "real floating") else None
+    if dtype is None:
+        dtype = xp.asarray(0.0, device=backend.native_device).dtype
+    return Variable(xp.mean(xp.astype(hits, dtype)))

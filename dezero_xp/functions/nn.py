@@ -1,6 +1,299 @@
-"""Placeholder for the nn family (filled in by the neural-network work).
+"""Neural-network layers' ops: linear (fused and composed), dropout, batch_norm, embed_id.
 
-May import: dezero_xp.core, dezero_xp._shape and the other families of dezero_xp.functions.
+``dropout`` and ``batch_norm`` read ``Config.train`` (set by ``dezero_xp.test_mode()``):
+dropout is the identity in test mode, batch norm then uses its running statistics. Random
+masks come from the backend's own generator (``self.ops.uniform``), seeded by
+``dezero_xp.seed``. Every backward is written with Variables, so double backward works.
+
+May import: dezero_xp._config, dezero_xp.backend, dezero_xp.core, dezero_xp._shape and the other
+families of dezero_xp.functions.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import math
+
+from dezero_xp._config import Config
+from dezero_xp.backend import DeviceMismatchError, backend_of, is_array
+from dezero_xp.core import Function, Variable, as_variable, wrap_array
+from dezero_xp.functions.linalg import matmul
+from dezero_xp.functions.reduce import sum as _sum
+from dezero_xp.functions.shape import matrix_transpose, reshape, sum_to
+
+__all__ = [
+    "batch_norm",
+    "batch_nrom",
+    "dropout",
+    "embed_id",
+    "linear",
+    "linear_simple",
+]
+
+
+# --------------------------------------------------------------------------- linear
+
+
+class Linear(Function):
+    """``x @ W + b`` in one op; ``b`` is optional (then the op has two inputs)."""
+
+    def forward(self, x, W, b=None):
+        if W.ndim != 2 or x.ndim < 1 or x.shape[-1] != W.shape[0]:
+            raise ValueError(
+                f"linear: x of shape {tuple(x.shape)} and W of shape {tuple(W.shape)} do not "
+                "fit; W must be (in_features, out_features) and x (..., in_features)"
+            )
+        y = self.xp.matmul(x, W)
+        if b is not None:
+            y = y + b
+        return y
+
+    def backward(self, gy):
+        x, W = self.inputs[0], self.inputs[1]
+        gx = matmul(gy, matrix_transpose(W))
+        # All leading axes of x are batch axes: fold them into one for dW = x^T gy.
+        x2 = reshape(x, (-1, W.shape[0]))
+        gy2 = reshape(gy, (-1, W.shape[1]))
+        gW = matmul(matrix_transpose(x2), gy2)
+        if len(self.inputs) == 2:
+            return gx, gW
+        return gx, gW, sum_to(gy, self.inputs[2].shape)
+
+
+def linear(x, W, b=None):
+    """Affine map ``x @ W + b`` (``W``: (in, out), ``b``: (out,) or None) as one fused op."""
+    if b is None:
+        return Linear()(x, W)
+    return Linear()(x, W, b)
+
+
+def linear_simple(x, W, b=None):
+    """:func:`linear` composed from ``matmul`` and ``+`` (DeZero's textbook version)."""
+    t = matmul(x, W)
+    if b is None:
+        return t
+    return t + b
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+class Dropout(Function):
+    def __init__(self, dropout_ratio):
+        self.dropout_ratio = dropout_ratio
+
+    def forward(self, x):
+        xp = self.xp
+        if not xp.isdtype(x.dtype, "real floating"):
+            raise TypeError(f"dropout: x must be a floating array, got dtype {x.dtype}")
+        keep = self.ops.uniform(tuple(x.shape), x.dtype) > self.dropout_ratio
+        # Kept units are scaled by 1 / (1 - ratio) so the expected value is unchanged.
+        self.mask = xp.astype(keep, x.dtype) / (1.0 - self.dropout_ratio)
+        return x * self.mask
+
+    def backward(self, gy):
+        return gy * wrap_array(self.mask, self.backend)
+
+
+def dropout(x, dropout_ratio=0.5):
+    """Zero each element with probability ``dropout_ratio`` and scale the rest by
+    ``1 / (1 - dropout_ratio)`` (training mode); in test mode return ``x`` unchanged."""
+    if not 0.0 <= dropout_ratio < 1.0:
+        raise ValueError(f"dropout: dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
+    x = as_variable(x)
+    if not Config.train:
+        return x
+    return Dropout(dropout_ratio)(x)
+
+
+# --------------------------------------------------------------------------- batch norm
+
+
+def _bn_layout(name, x_shape, params):
+    """Reduction axes and the broadcast shape of per-channel values for 2-D or 4-D ``x``."""
+    if len(x_shape) not in (2, 4):
+        raise ValueError(f"{name}: x must be (N, C) or (N, C, H, W), got shape {tuple(x_shape)}")
+    channels = x_shape[1]
+    for label, value in params:
+        if tuple(value.shape) != (channels,):
+            raise ValueError(
+                f"{name}: {label} has shape {tuple(value.shape)}, expected ({channels},) for x "
+                f"of shape {tuple(x_shape)} (one value per channel, axis 1)"
+            )
+    if len(x_shape) == 2:
+        return (0,), (1, channels)
+    return (0, 2, 3), (1, channels, 1, 1)
+
+
+class BatchNorm(Function):
+    """Batch normalization over every axis but the channel axis 1.
+
+    Training mode normalizes with the batch statistics and updates the running ``mean`` and
+    ``var`` arrays in place (DeZero's unbiased ``m / (m - 1)`` correction for the variance);
+    test mode normalizes with the running statistics.
+    """
+
+    def __init__(self, mean, var, decay, eps):
+        self.avg_mean = mean
+        self.avg_var = var
+        self.decay = decay
+        self.eps = eps
+        self.train = Config.train
+
+    def forward(self, x, gamma, beta):
+        xp = self.xp
+        for label, array in (("mean", self.avg_mean), ("var", self.avg_var)):
+            if backend_of(array) is not self.backend:
+                raise DeviceMismatchError(
+                    f"batch_norm: running {label} is on {backend_of(array)} but x is on "
+                    f"{self.backend}; move the running statistics with x (e.g. layer.to(...))"
+                )
+        params = (("gamma", gamma), ("beta", beta), ("mean", self.avg_mean), ("var", self.avg_var))
+        self.axes, self.param_shape = _bn_layout("batch_norm", x.shape, params)
+        self.count = math.prod(x.shape[i] for i in self.axes)  # elements per channel
+        if self.train:
+            batch_mean = xp.mean(x, axis=self.axes, keepdims=True)
+            xc = x - batch_mean
+            batch_var = xp.mean(xc * xc, axis=self.axes, keepdims=True)
+            inv_std = 1 / xp.sqrt(batch_var + self.eps)
+            self._update_running(batch_mean, batch_var)
+        else:
+            mean = xp.reshape(xp.astype(self.avg_mean, x.dtype), self.param_shape)
+            var = xp.reshape(xp.astype(self.avg_var, x.dtype), self.param_shape)
+            inv_std = 1 / xp.sqrt(var + self.eps)
+            xc = x - mean
+            self.test_mean = mean  # a copy: later in-place updates do not reach the backward
+        self.inv_std = inv_std
+        self.x_hat = xc * inv_std
+        return xp.reshape(gamma, self.param_shape) * self.x_hat + xp.reshape(beta, self.param_shape)
+
+    def _update_running(self, batch_mean, batch_var):
+        xp = self.xp
+        channels = self.param_shape[1]
+        m = self.count
+        s = m - 1.0 if m - 1.0 > 1.0 else 1.0
+        adjust = m / s  # unbiased variance estimate for the running average
+        batch_mean = xp.astype(xp.reshape(batch_mean, (channels,)), self.avg_mean.dtype)
+        batch_var = xp.astype(xp.reshape(batch_var, (channels,)), self.avg_var.dtype)
+        # In place, so the caller's arrays (a layer's running statistics) see the update.
+        self.avg_mean *= self.decay
+        self.avg_mean += (1 - self.decay) * batch_mean
+        self.avg_var *= self.decay
+        self.avg_var += (1 - self.decay) * adjust * batch_var
+
+    def _normalized(self, x):
+        """``(x_hat, inv_std)`` as Variables: constants, or functions of ``x`` when the backward
+        itself is being differentiated (create_graph)."""
+        if not Config.enable_backprop:
+            return wrap_array(self.x_hat, self.backend), wrap_array(self.inv_std, self.backend)
+        if not self.train:
+            inv_std = wrap_array(self.inv_std, self.backend)
+            return (x - wrap_array(self.test_mean, self.backend)) * inv_std, inv_std
+        xc = x - _sum(x, axis=self.axes, keepdims=True) * (1.0 / self.count)
+        var = _sum(xc * xc, axis=self.axes, keepdims=True) * (1.0 / self.count)
+        inv_std = (var + self.eps) ** -0.5
+        return xc * inv_std, inv_std
+
+    def backward(self, gy):
+        x, gamma, _ = self.inputs
+        channels = x.shape[1]
+        x_hat, inv_std = self._normalized(x)
+        gamma_b = reshape(gamma, self.param_shape)
+        gbeta = _sum(gy, axis=self.axes, keepdims=True)
+        ggamma = _sum(x_hat * gy, axis=self.axes, keepdims=True)
+        if self.train:
+            # The batch statistics depend on x: d x_hat / dx projects out the mean and x_hat.
+            m = self.count
+            gx = (gamma_b * inv_std) * (gy - gbeta * (1.0 / m) - x_hat * (ggamma * (1.0 / m)))
+        else:
+            gx = gy * (gamma_b * inv_std)
+        return gx, reshape(ggamma, (channels,)), reshape(gbeta, (channels,))
+
+
+def _running_array(name, value):
+    """The running statistic as a raw array (a Variable's array: updated in place too)."""
+    data = value.data if isinstance(value, Variable) else value
+    if not is_array(data):
+        raise TypeError(
+            f"batch_norm: {name} must be an array (the running statistic, updated in place), "
+            f"got {type(value).__name__}"
+        )
+    return data
+
+
+def batch_norm(x, gamma, beta, mean, var, decay=0.9, eps=2e-5):
+    """Batch normalization of (N, C) or (N, C, H, W) ``x`` per channel, then ``gamma * . + beta``.
+
+    ``mean`` and ``var`` are the running statistics (arrays of shape (C,) on ``x``'s device):
+    training mode uses the batch statistics and updates them in place,
+    ``mean = decay * mean + (1 - decay) * batch_mean`` (and likewise ``var``, with the unbiased
+    batch variance); test mode (``dezero_xp.test_mode()``) normalizes with them instead.
+    """
+    mean = _running_array("mean", mean)
+    var = _running_array("var", var)
+    return BatchNorm(mean, var, decay, eps)(x, gamma, beta)
+
+
+batch_nrom = batch_norm  # DeZero's spelling
+
+
+# --------------------------------------------------------------------------- embed_id
+
+
+class EmbedID(Function):
+    """Rows of ``W`` picked by integer ``ids`` (any shape): ``W[ids]``."""
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    def forward(self, W):
+        xp = self.xp
+        ids = self.ids
+        if backend_of(ids) is not self.backend:
+            raise DeviceMismatchError(
+                f"embed_id: ids are on {backend_of(ids)} but W is on {self.backend}; move the "
+                f"ids first, e.g. ids.to('{self.backend}')"
+            )
+        if not xp.isdtype(ids.dtype, "integral"):
+            raise TypeError(
+                f"embed_id: ids must be integers, got dtype {ids.dtype} (shape {tuple(ids.shape)})"
+            )
+        if W.ndim < 1:
+            raise ValueError(f"embed_id: W must be at least 1-D, got shape {tuple(W.shape)}")
+        self.W_shape = tuple(W.shape)
+        self.flat_ids = xp.reshape(ids, (-1,))
+        rows = xp.take(W, self.flat_ids, axis=0)
+        return xp.reshape(rows, tuple(ids.shape) + self.W_shape[1:])
+
+    def backward(self, gy):
+        return EmbedIDGrad(self.flat_ids, self.W_shape)(gy)
+
+
+class EmbedIDGrad(Function):
+    """Backward of embed_id: scatter-add the rows of ``gy`` into zeros shaped like ``W``."""
+
+    def __init__(self, flat_ids, W_shape):
+        self.flat_ids = flat_ids
+        self.W_shape = W_shape
+
+    def forward(self, gy):
+        xp = self.xp
+        gW = xp.zeros(self.W_shape, dtype=gy.dtype, device=self.backend.native_device)
+        rows = xp.reshape(gy, (self.flat_ids.shape[0],) + self.W_shape[1:])
+        return self.ops.scatter_add(gW, (self.flat_ids,), rows)
+
+    def backward(self, ggW):
+        # Linear in gy: its derivative picks the same rows again.
+        return reshape(EmbedID(self.flat_ids)(ggW), self.inputs[0].shape)
+
+
+def embed_id(x, W):
+    """Embedding lookup ``W[x]``: ``x`` holds integer ids (any shape) on ``W``'s device.
+
+    The result has shape ``x.shape + W.shape[1:]``; the gradient scatter-adds into ``W``.
+    """
+    ids = x.data if isinstance(x, Variable) else x
+    if not is_array(ids):
+        raise TypeError(
+            f"embed_id: ids must be an integer array or Variable, got {type(x).__name__}"
+        )
+    return EmbedID(ids)(W)
