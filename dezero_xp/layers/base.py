@@ -1,0 +1,279 @@
+"""The Layer base class and the helpers layers use to create their parameters.
+
+:class:`Layer` registers every Parameter and sub-Layer assigned to it as an attribute, iterates
+them (:meth:`Layer.params`, nested, in registration order), moves them between devices
+(:meth:`Layer.to`) and saves/loads them (:meth:`Layer.save_weights`, through
+``dezero_xp.serialization``).
+
+Devices: a layer created with ``device=...`` (or moved with :meth:`Layer.to`) is *placed* there.
+A layer created without one starts on the default device and, at its first call, moves its own
+freshly made parameters to the device of that first input (so ``L.Linear(10)(x_on_gpu)`` just
+works); after that it never moves by itself, and an input on another device is an error.
+
+May import: dezero_xp.backend, dezero_xp.core and dezero_xp.serialization.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from dezero_xp import serialization
+from dezero_xp.backend import DeviceMismatchError, backend_of, get_backend, is_array, transfer
+from dezero_xp.core import Parameter, Variable
+
+__all__ = ["Layer", "make_normal", "make_ones", "make_zeros"]
+
+
+class _Names(dict):
+    """An insertion-ordered set of attribute names.
+
+    DeZero keeps ``_params`` as a set; order matters here, so that :meth:`Layer.params` and
+    saved files are the same from run to run.
+    """
+
+    __slots__ = ()
+
+    def add(self, name: str) -> None:
+        self[name] = None
+
+    def discard(self, name: str) -> None:
+        self.pop(name, None)
+
+
+def _weak(obj):
+    """A weak reference when the object allows one, else a callable returning it."""
+    try:
+        return weakref.ref(obj)
+    except TypeError:  # Python scalars
+        return lambda: obj
+
+
+def _input_backend(inputs):
+    """The backend of the first array or Variable among ``inputs`` (None when there is none)."""
+    for x in inputs:
+        if isinstance(x, Variable):
+            if x.backend is not None:
+                return x.backend
+        elif is_array(x):
+            return backend_of(x)
+    return None
+
+
+class Layer:
+    """Base of layers and models: owns Parameters and sub-Layers assigned as attributes.
+
+    Subclasses call ``super().__init__()`` first, assign Parameters/Layers as attributes and
+    implement ``forward``. Raw arrays that belong to the layer's state (BatchNorm's running
+    averages) are declared with :meth:`add_persistent`, so they are moved and saved too.
+    """
+
+    def __init__(self, device=None):
+        object.__setattr__(self, "_params", _Names())  # Parameter and Layer attribute names
+        object.__setattr__(self, "_persistent", _Names())  # raw state array names
+        # The Backend this layer is placed on; None until placed (see the module docstring).
+        object.__setattr__(self, "_backend", None if device is None else get_backend(device))
+
+    def __setattr__(self, name, value):
+        names = self.__dict__.get("_params")
+        if names is None:
+            raise AttributeError(
+                f"{type(self).__name__}: call super().__init__() before assigning attributes "
+                f"(assigning {name!r})"
+            )
+        if isinstance(value, (Parameter, Layer)):
+            names.add(name)
+        else:
+            names.discard(name)  # e.g. a Parameter replaced by None
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        self._params.discard(name)
+        self._persistent.discard(name)
+        object.__delattr__(self, name)
+
+    def add_persistent(self, name: str, value=None) -> None:
+        """Register ``name`` as a raw state array (no gradient) moved and saved with the layer."""
+        self._persistent.add(name)
+        object.__setattr__(self, name, value)
+
+    # ------------------------------------------------------------------ calling
+    def __call__(self, *inputs):
+        if self._backend is None:
+            backend = _input_backend(inputs)
+            if backend is not None:
+                self._adopt(backend)
+        outputs = self.forward(*inputs)
+        if not isinstance(outputs, tuple):
+            outputs = (outputs,)
+        object.__setattr__(self, "inputs", [_weak(x) for x in inputs])
+        object.__setattr__(self, "outputs", [_weak(y) for y in outputs])
+        return outputs if len(outputs) > 1 else outputs[0]
+
+    def forward(self, *inputs):
+        """Compute the outputs from the inputs (Variables or arrays)."""
+        raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
+
+    # ------------------------------------------------------------------ traversal
+    def _children(self):
+        """``(name, obj)`` for the Parameters and Layers assigned to this layer, in order."""
+        d = self.__dict__
+        return [(name, d[name]) for name in self._params]
+
+    def _walk(self, _path=None):
+        """This layer and every sublayer below it, each once, depth first, in order."""
+        seen = set() if _path is None else _path
+        if id(self) in seen:
+            return
+        seen.add(id(self))
+        yield self
+        for _name, obj in self._children():
+            if isinstance(obj, Layer):
+                yield from obj._walk(seen)
+
+    def _state_entries(self, prefix: str = "", _path=None):
+        """``(key, owner, name, is_param)`` for every Parameter and state array, nested.
+
+        Keys are DeZero's ``'/'``-joined paths. A sublayer reachable under two names appears
+        under both; a cycle of layers is followed once.
+        """
+        path = set() if _path is None else _path
+        if id(self) in path:
+            return
+        path.add(id(self))
+        for name, obj in self._children():
+            key = prefix + name
+            if isinstance(obj, Layer):
+                yield from obj._state_entries(key + "/", path)
+            else:
+                yield key, self, name, True
+        for name in self._persistent:
+            yield prefix + name, self, name, False
+        path.discard(id(self))
+
+    def params(self):
+        """Every Parameter of this layer and its sublayers, each once, in registration order."""
+        seen = set()
+        for _key, owner, name, is_param in self._state_entries():
+            if is_param:
+                param = owner.__dict__[name]
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    yield param
+
+    def cleargrads(self):
+        """Forget the gradients of every Parameter."""
+        for param in self.params():
+            param.cleargrad()
+
+    def _flatten_params(self, params_dict, parent_key=""):
+        """DeZero's helper: fill ``params_dict`` with ``{'/'-joined key: Parameter}``."""
+        prefix = parent_key + "/" if parent_key else ""
+        for key, owner, name, is_param in self._state_entries(prefix):
+            if is_param:
+                params_dict[key] = owner.__dict__[name]
+
+    # ------------------------------------------------------------------ devices
+    def _move_own(self, target) -> None:
+        """Move this layer's own Parameters and state arrays (not its sublayers) to ``target``."""
+        for _name, obj in self._children():
+            if isinstance(obj, Parameter):
+                obj.to(target)
+        for name in self._persistent:
+            value = self.__dict__[name]
+            if value is not None:
+                object.__setattr__(self, name, transfer(value, target))
+        self._move_state(target)
+        object.__setattr__(self, "_backend", target)
+
+    def _move_state(self, target) -> None:
+        """Hook for other state (RNN hidden states) to follow :meth:`to`."""
+
+    def _adopt(self, backend) -> None:
+        """First call of an unplaced layer: take the device of its first input."""
+        self._move_own(backend)
+
+    def to(self, device):
+        """Move every Parameter and state array (and their grads) to ``device``; return self.
+
+        Explicit copies; a no-op for what is already there. The layer is placed on ``device``,
+        so parameters created later (lazily) are created there too.
+        """
+        target = get_backend(device)
+        for layer in list(self._walk()):
+            layer._move_own(target)
+        return self
+
+    def to_cpu(self):
+        """Move to the CPU (NumPy); DeZero's name. Returns self."""
+        return self.to("cpu")
+
+    def to_gpu(self, device=None):
+        """Move to a CUDA device (``cuda:0`` unless given); DeZero's name. Returns self."""
+        if isinstance(device, int):
+            device = f"cuda:{device}"
+        return self.to("cuda" if device is None else device)
+
+    def _creation_backend(self):
+        """Where parameters made now go: the layer's device, else the default device."""
+        return self._backend if self._backend is not None else get_backend(None)
+
+    def _lazy_backend(self, x):
+        """Where lazily created parameters go: the input's device, which must be the layer's."""
+        backend = _input_backend((x,)) or self._creation_backend()
+        if self._backend is not None and backend is not self._backend:
+            raise DeviceMismatchError(
+                f"{type(self).__name__}: the input is on {backend} but the layer is on "
+                f"{self._backend}; move one of them explicitly, e.g. model.to('{backend}') or "
+                f"x.to('{self._backend}')"
+            )
+        return backend
+
+    # ------------------------------------------------------------------ files
+    def save_weights(self, path, compressed: bool = False) -> str:
+        """Save every Parameter and state array to ``path`` (``.npz``), atomically.
+
+        The layer stays where it is (arrays are copied to the host). Returns the path written.
+        """
+        return serialization.save_weights(self, path, compressed=compressed)
+
+    def load_weights(self, path) -> None:
+        """Load a file written by :meth:`save_weights` (or DeZero), all or nothing.
+
+        Arrays go to the device each parameter is on now; a file that does not match raises
+        ``serialization.WeightsFileError`` and leaves every parameter unchanged.
+        """
+        serialization.load_weights(self, path)
+
+    def _after_load(self) -> None:
+        """Hook run after weights were loaded into this layer (lazy sizes are read back)."""
+
+
+# --------------------------------------------------------------------------- array creation
+# Used by the layer modules: arrays made directly on a backend, in a dtype given by name.
+
+
+def _xp_dtype(backend, dtype):
+    """The backend's dtype object for ``dtype`` (a name, a NumPy type, another library's dtype)."""
+    name = serialization.dtype_name(dtype)
+    try:
+        return getattr(backend.xp, name)
+    except AttributeError:
+        raise TypeError(f"dtype {dtype!r} is not a dtype of {backend}") from None
+
+
+def make_zeros(backend, shape, dtype):
+    """Zeros of ``shape`` in ``dtype`` on ``backend``'s device."""
+    xp = backend.xp
+    return xp.zeros(shape, dtype=_xp_dtype(backend, dtype), device=backend.native_device)
+
+
+def make_ones(backend, shape, dtype):
+    """Ones of ``shape`` in ``dtype`` on ``backend``'s device."""
+    xp = backend.xp
+    return xp.ones(shape, dtype=_xp_dtype(backend, dtype), device=backend.native_device)
+
+
+def make_normal(backend, shape, dtype, scale=1.0):
+    """N(0, scale^2) samples from the backend's generator, in ``dtype``."""
+    sample = backend.ops.normal(tuple(shape), _xp_dtype(backend, dtype))
+    return sample if scale == 1.0 else sample * scale

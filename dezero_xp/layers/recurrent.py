@@ -1,0 +1,89 @@
+"""Recurrent layers: RNN and LSTM (one time step per call; DeZero's formulation).
+
+Each keeps its hidden state between calls; :meth:`reset_state` starts a new sequence. Moving the
+layer with ``to()`` moves the state too (as a new graph on the target device).
+
+May import: dezero_xp.core, dezero_xp.functions and the modules of dezero_xp.layers.
+"""
+
+from __future__ import annotations
+
+import dezero_xp.functions as F
+from dezero_xp.core import Variable
+from dezero_xp.layers.base import Layer
+from dezero_xp.layers.feedforward import Linear
+
+__all__ = ["LSTM", "RNN"]
+
+
+class RNN(Layer):
+    """Elman RNN step: ``h = tanh(x Wx + bx + h_prev Wh)``; call :meth:`reset_state` between
+    sequences."""
+
+    def __init__(self, hidden_size, in_size=None, dtype="float32", device=None):
+        super().__init__(device)
+        self.x2h = Linear(hidden_size, in_size=in_size, dtype=dtype, device=device)
+        self.h2h = Linear(hidden_size, in_size=hidden_size, nobias=True, dtype=dtype, device=device)
+        self.h = None
+
+    def reset_state(self):
+        """Forget the hidden state (start a new sequence)."""
+        self.h = None
+
+    def forward(self, x):
+        if self.h is None:
+            h_new = F.tanh(self.x2h(x))
+        else:
+            h_new = F.tanh(self.x2h(x) + self.h2h(self.h))
+        self.h = h_new
+        return h_new
+
+    def _move_state(self, target):
+        # A hidden state moved to another device starts a new graph there.
+        if self.h is not None:
+            self.h = Variable(self.h.data, device=target)
+
+
+class LSTM(Layer):
+    """LSTM step (DeZero's formulation); call :meth:`reset_state` between sequences."""
+
+    def __init__(self, hidden_size, in_size=None, dtype="float32", device=None):
+        super().__init__(device)
+        H, I = hidden_size, in_size
+
+        def make(in_size, nobias=False):
+            return Linear(H, nobias=nobias, dtype=dtype, in_size=in_size, device=device)
+
+        self.x2f, self.x2i, self.x2o, self.x2u = make(I), make(I), make(I), make(I)
+        self.h2f = make(H, nobias=True)
+        self.h2i = make(H, nobias=True)
+        self.h2o = make(H, nobias=True)
+        self.h2u = make(H, nobias=True)
+        self.reset_state()
+
+    def reset_state(self):
+        """Forget the hidden and cell states (start a new sequence)."""
+        self.h = None
+        self.c = None
+
+    def forward(self, x):
+        if self.h is None:
+            f = F.sigmoid(self.x2f(x))
+            i = F.sigmoid(self.x2i(x))
+            o = F.sigmoid(self.x2o(x))
+            u = F.tanh(self.x2u(x))
+        else:
+            f = F.sigmoid(self.x2f(x) + self.h2f(self.h))
+            i = F.sigmoid(self.x2i(x) + self.h2i(self.h))
+            o = F.sigmoid(self.x2o(x) + self.h2o(self.h))
+            u = F.tanh(self.x2u(x) + self.h2u(self.h))
+        c_new = i * u if self.c is None else f * self.c + i * u
+        h_new = o * F.tanh(c_new)
+        self.h, self.c = h_new, c_new
+        return h_new
+
+    def _move_state(self, target):
+        if self.h is not None:
+            self.h = Variable(self.h.data, device=target)
+        if self.c is not None:
+            self.c = Variable(self.c.data, device=target)
