@@ -1,0 +1,180 @@
+"""Mini-batch iterators (DeZero's ``dataloaders``): DataLoader and SeqDataLoader.
+
+Batches are assembled on the host from a dataset (anything with ``__len__`` and
+``__getitem__`` returning ``(x, t)``) and copied once, explicitly, to the requested device,
+where they arrive as arrays of that backend. Floating-point data is cast to ``dtype``
+(float32 unless given) and integer labels to int64, so every backend can index with them.
+Shuffling draws from a host generator that ``dz.seed(n)`` makes reproducible, independently of
+the device the model lives on.
+
+May import: numpy, dezero_xp.backend and dezero_xp.datasets.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dezero_xp.backend import get_backend, host_rng
+from dezero_xp.datasets import Dataset, _identity
+
+__all__ = ["DataLoader", "SeqDataLoader"]
+
+
+class DataLoader:
+    """Iterate over ``dataset`` in batches of ``batch_size``: yields ``(x, t)`` on ``device``.
+
+    ``shuffle`` draws a new order every epoch; the last batch may be smaller. ``device`` is any
+    device spec (``"cpu"``, ``"cuda"``, ``"strict:device1"``, ...; None is the default
+    device); ``gpu=True`` is DeZero's spelling of ``device="cuda"``. ``dtype`` is what
+    floating-point data becomes (None keeps the dataset's dtypes). Iterating is DeZero's: the
+    loader is its own iterator and rewinds itself (reshuffling) after each full epoch.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=True, device=None, gpu=False, dtype="float32"):
+        if int(batch_size) < 1:
+            raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size!r}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.data_size = len(dataset)
+        self.max_iter = math.ceil(self.data_size / self.batch_size)
+        self.dtype = None if dtype is None else np.dtype(dtype)
+        if isinstance(device, bool):  # DeZero's positional DataLoader(ds, n, shuffle, gpu)
+            device, gpu = None, device or gpu
+        if gpu and device is None:
+            device = "cuda"
+        self._backend = get_backend(device)
+        self._rng = host_rng("DataLoader") if shuffle else None
+        self.reset()
+
+    # ------------------------------------------------------------------ devices
+    @property
+    def backend(self):
+        """The Backend the batches are made on."""
+        return self._backend
+
+    @property
+    def device(self):
+        """The device the batches are made on."""
+        return self._backend.device
+
+    @property
+    def gpu(self) -> bool:
+        """True when batches go to a CUDA device (DeZero's flag)."""
+        return self._backend.is_gpu
+
+    @gpu.setter
+    def gpu(self, flag: bool):
+        if flag:
+            self.to_gpu()
+        else:
+            self.to_cpu()
+
+    def to(self, device):
+        """Send later batches to ``device``; returns self."""
+        self._backend = get_backend(device)
+        return self
+
+    def to_cpu(self):
+        """Send later batches to the CPU (NumPy)."""
+        return self.to("cpu")
+
+    def to_gpu(self, device=None):
+        """Send later batches to a CUDA device (``cuda:0`` unless given)."""
+        if isinstance(device, int):
+            device = f"cuda:{device}"
+        return self.to("cuda" if device is None else device)
+
+    # ------------------------------------------------------------------ iteration
+    def reset(self):
+        """Rewind to the first batch (and draw a new order when shuffling)."""
+        self.iteration = 0
+        if self.shuffle:
+            self.index = self._rng.permutation(self.data_size)
+        else:
+            self.index = np.arange(self.data_size)
+
+    def __len__(self):
+        """Batches per epoch."""
+        return self.max_iter
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.iteration >= self.max_iter:
+            self.reset()
+            raise StopIteration
+        i, batch_size = self.iteration, self.batch_size
+        batch_index = self.index[i * batch_size : (i + 1) * batch_size]
+        self.iteration += 1
+        return self._make_batch(batch_index)
+
+    def next(self):
+        """The next batch (DeZero's alias of ``next(loader)``)."""
+        return self.__next__()
+
+    def _make_batch(self, batch_index):
+        x, t = _host_batch(self.dataset, batch_index)
+        return self._to_device(x), None if t is None else self._to_device(t, labels=True)
+
+    def _to_device(self, array, labels=False):
+        array = np.asarray(array)
+        if array.dtype == object:
+            raise TypeError(
+                f"{type(self).__name__}: examples of different shapes or types cannot be "
+                "stacked into a batch; make every example the same shape (a transform)"
+            )
+        if np.issubdtype(array.dtype, np.floating):
+            if self.dtype is not None:
+                array = array.astype(self.dtype, copy=False)
+        elif labels and np.issubdtype(array.dtype, np.integer):
+            array = array.astype(np.int64, copy=False)
+        return self._backend.asarray(array)
+
+
+def _host_batch(dataset, batch_index):
+    """``(x, t)`` NumPy arrays of the examples at ``batch_index`` (t None without labels)."""
+    if (
+        isinstance(dataset, Dataset)
+        and type(dataset).__getitem__ is Dataset.__getitem__
+        and dataset.transform is _identity
+        and dataset.target_transform is _identity
+        and isinstance(dataset.data, np.ndarray)
+        and (dataset.label is None or isinstance(dataset.label, np.ndarray))
+    ):
+        # No per-example work to do: one fancy-indexing copy instead of a Python loop.
+        x = dataset.data[batch_index]
+        return x, None if dataset.label is None else dataset.label[batch_index]
+    batch = [dataset[int(i)] for i in batch_index]
+    x = np.stack([np.asarray(example[0]) for example in batch])
+    labels = [example[1] for example in batch]
+    if all(label is None for label in labels):
+        return x, None
+    if any(label is None for label in labels):
+        raise ValueError("DataLoader: some examples have a label and others None")
+    return x, np.stack([np.asarray(label) for label in labels])
+
+
+class SeqDataLoader(DataLoader):
+    """Batches for truncated BPTT over one long sequence (DeZero's).
+
+    Batch element ``k`` of iteration ``i`` is example ``(k * (N // batch_size) + i) % N``: each
+    row of the batch walks its own stretch of the sequence in order.
+    """
+
+    def __init__(self, dataset, batch_size, device=None, gpu=False, dtype="float32"):
+        super().__init__(dataset, batch_size, shuffle=False, device=device, gpu=gpu, dtype=dtype)
+
+    def __next__(self):
+        if self.iteration >= self.max_iter:
+            self.reset()
+            raise StopIteration
+        jump = self.data_size // self.batch_size
+        batch_index = np.array(
+            [(k * jump + self.iteration) % self.data_size for k in range(self.batch_size)]
+        )
+        self.iteration += 1
+        return self._make_batch(batch_index)

@@ -1,0 +1,443 @@
+"""Optimizers (SGD, MomentumSGD, AdaGrad, AdaDelta, Adam, AdamW) and gradient hooks.
+
+An optimizer is set up on a target that has ``params()`` (a Layer or Model) and updates every
+Parameter with a gradient in place, on the parameter's own device, with standard Array API
+operations only. Per-parameter state (momentum, moment estimates, ...) is created with
+``xp.zeros_like`` next to the parameter and follows it when it moves: at the next update the
+state is transferred to the parameter's current backend (and dtype).
+
+Hooks run on the list of parameters about to be updated, before the update: ``WeightDecay``,
+``ClipGrad`` and ``FreezeParam``. They replace a parameter's ``grad`` with a new Variable rather
+than changing the gradient array in place, because one gradient Variable may be shared by
+several parameters (the backward of ``a + b`` hands the same gradient to both).
+
+``state_dict()`` / ``load_state_dict()`` turn the state into ``{str: numpy.ndarray}`` for
+checkpoints. Keys name parameters by their position in ``target.params()``, so they are the
+same in every process (as long as ``params()`` yields in a fixed order).
+
+May import: dezero_xp.backend and dezero_xp.core.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import weakref
+
+from dezero_xp.backend import get_backend, to_host, transfer
+from dezero_xp.core import Parameter, wrap_array
+
+__all__ = [
+    "SGD",
+    "AdaDelta",
+    "AdaGrad",
+    "Adam",
+    "AdamW",
+    "ClipGrad",
+    "FreezeParam",
+    "MomentumSGD",
+    "Optimizer",
+    "WeightDecay",
+]
+
+_STATE_KEY = re.compile(r"state\.(\d+)\.(\w+)\Z")
+
+
+class _Slot:
+    """The state arrays of one parameter and the backend/dtype they currently live in."""
+
+    __slots__ = ("ref", "backend", "dtype", "arrays")
+
+    def __init__(self, ref, backend, dtype, arrays):
+        self.ref = ref
+        self.backend = backend
+        self.dtype = dtype
+        self.arrays = arrays
+
+
+class Optimizer:
+    """Base class: ``setup(target)``, ``update()``, ``add_hook(f)``; subclasses ``update_one``.
+
+    Subclasses list the per-parameter arrays they keep in ``state_names`` and read them with
+    :meth:`state`; integer counters saved in checkpoints go in ``counters``.
+    """
+
+    state_names: tuple[str, ...] = ()
+    counters: tuple[str, ...] = ()
+
+    def __init__(self):
+        self.target = None
+        self.hooks = []
+        self._slots: dict[int, _Slot] = {}
+
+    def setup(self, target):
+        """Optimize the parameters of ``target`` (anything with ``params()``); returns self."""
+        if not callable(getattr(target, "params", None)):
+            raise TypeError(
+                f"{type(self).__name__}.setup: the target must have a params() method "
+                f"(a Layer or Model), got {type(target).__name__}"
+            )
+        self.target = target
+        return self
+
+    def _params(self) -> list:
+        """The target's parameters, each once (shared layers may yield one twice)."""
+        if self.target is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: no target; call optimizer.setup(model) first"
+            )
+        seen = set()
+        params = []
+        for p in self.target.params():
+            if id(p) not in seen:
+                seen.add(id(p))
+                params.append(p)
+        return params
+
+    def update(self):
+        """Run the hooks, then update every parameter that has a gradient."""
+        params = [p for p in self._params() if p.grad is not None]
+        for hook in self.hooks:
+            hook(params)
+        for param in params:
+            if param.grad is not None:  # a hook (FreezeParam) may have dropped it
+                self.update_one(param)
+
+    def update_one(self, param):
+        """Update one parameter in place from ``param.grad``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement update_one(param)")
+
+    def add_hook(self, f):
+        """Call ``f(params)`` on the parameters about to be updated, before each update."""
+        self.hooks.append(f)
+
+    # ------------------------------------------------------------------ per-parameter state
+    def state(self, param) -> dict:
+        """The state arrays of ``param`` (by name), on its current backend and dtype.
+
+        Created as zeros on first use; moved (explicitly, once) when the parameter has moved
+        to another device or changed dtype since the last update.
+        """
+        key = id(param)
+        slot = self._slots.get(key)
+        backend = param.backend
+        data = param.data
+        if slot is None or slot.ref() is not param:
+            xp = backend.xp
+            arrays = {name: xp.zeros_like(data) for name in self.state_names}
+            self._slots[key] = _Slot(self._weakref(param), backend, data.dtype, arrays)
+            return arrays
+        if slot.backend is not backend or slot.dtype != data.dtype:
+            xp = backend.xp
+            moved = {}
+            for name, array in slot.arrays.items():
+                array = transfer(array, backend)
+                if array.dtype != data.dtype:
+                    array = xp.astype(array, data.dtype)
+                moved[name] = array
+            slot.arrays, slot.backend, slot.dtype = moved, backend, data.dtype
+        return slot.arrays
+
+    def _weakref(self, param):
+        # The entry goes when the parameter dies, so a new object reusing its id() starts fresh.
+        slots, key = self._slots, id(param)
+
+        def forget(ref):
+            slot = slots.get(key)
+            if slot is not None and slot.ref is ref:
+                del slots[key]
+
+        return weakref.ref(param, forget)
+
+    def _state_view(self, name: str) -> dict:
+        """DeZero's ``{id(param): array}`` dictionaries (``vs``, ``ms``, ...), read-only view."""
+        return {key: slot.arrays[name] for key, slot in self._slots.items()}
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """The optimizer state as ``{str: numpy.ndarray}`` (host copies), for checkpoints.
+
+        Keys: each counter by name (``"t"``) and ``"state.<i>.<name>"`` for parameter ``i`` of
+        ``target.params()``.
+        """
+        cpu = get_backend("cpu")
+        out = {name: cpu.asarray(int(getattr(self, name)), cpu.xp.int64) for name in self.counters}
+        if not self._slots:
+            return out
+        for i, param in enumerate(self._params()):
+            slot = self._slots.get(id(param))
+            if slot is None or slot.ref() is not param:
+                continue
+            for name, array in slot.arrays.items():
+                out[f"state.{i}.{name}"] = cpu.from_host(to_host(array))  # a copy
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`; arrays move to each parameter's device at next update."""
+        where = f"{type(self).__name__}.load_state_dict"
+        params = self._params()
+        cpu = get_backend("cpu")
+        counters = {}
+        per_param: dict[int, dict] = {}
+        for key, value in state.items():
+            if key in self.counters:
+                counters[key] = int(to_host(value))
+                continue
+            match = _STATE_KEY.match(key)
+            if match is None or match.group(2) not in self.state_names:
+                expected = [*self.counters, *(f"state.<i>.{n}" for n in self.state_names)]
+                raise KeyError(
+                    f"{where}: unexpected key {key!r}; a {type(self).__name__} state has keys "
+                    f"{expected} (was it saved from another optimizer?)"
+                )
+            index, name = int(match.group(1)), match.group(2)
+            if index >= len(params):
+                raise ValueError(
+                    f"{where}: {key!r} is for parameter {index}, but the target has "
+                    f"{len(params)} parameters"
+                )
+            array = cpu.from_host(to_host(value))  # own copy: updates happen in place
+            param = params[index]
+            # (a lazily created parameter may have no data yet: its shape is checked later)
+            if param.data is not None and tuple(array.shape) != tuple(param.shape):
+                raise ValueError(
+                    f"{where}: {key!r} has shape {tuple(array.shape)} but parameter {index} "
+                    f"has shape {tuple(param.shape)}"
+                )
+            per_param.setdefault(index, {})[name] = array
+        missing = [name for name in self.counters if name not in counters]
+        for index, arrays in per_param.items():
+            missing += [f"state.{index}.{n}" for n in self.state_names if n not in arrays]
+        if missing:
+            raise KeyError(f"{where}: missing keys {missing}")
+        self._slots.clear()
+        for index, arrays in per_param.items():
+            param = params[index]
+            dtype = next(iter(arrays.values())).dtype
+            self._slots[id(param)] = _Slot(self._weakref(param), cpu, dtype, arrays)
+        for name, value in counters.items():
+            setattr(self, name, value)
+
+
+# =============================================================================
+# Hooks
+# =============================================================================
+class WeightDecay:
+    """L2 regularisation as a hook: ``grad += rate * param`` before the update."""
+
+    def __init__(self, rate):
+        self.rate = rate
+
+    def __call__(self, params):
+        rate = float(self.rate)
+        for param in params:
+            grad = param.grad
+            if grad is None:
+                continue
+            param.grad = wrap_array(grad.data + rate * param.data, grad.backend)
+
+
+class ClipGrad:
+    """Scale all gradients together so that their global L2 norm is at most ``max_norm``."""
+
+    def __init__(self, max_norm):
+        self.max_norm = max_norm
+
+    def __call__(self, params):
+        params = [p for p in params if p.grad is not None]
+        total = 0.0
+        for param in params:
+            g = param.grad.data
+            total += float(param.grad.xp.sum(g * g))
+        rate = float(self.max_norm) / (math.sqrt(total) + 1e-6)
+        if rate < 1:
+            for param in params:
+                grad = param.grad
+                param.grad = wrap_array(grad.data * rate, grad.backend)
+
+
+class FreezeParam:
+    """Keep the given layers' (or Parameters') values fixed by dropping their gradients.
+
+    The parameters are looked up at every update, so layers whose parameters are created
+    lazily (``Linear(out_size)`` before its first call) are frozen too.
+    """
+
+    def __init__(self, *layers):
+        for layer in layers:
+            if not isinstance(layer, Parameter) and not callable(getattr(layer, "params", None)):
+                raise TypeError(
+                    f"FreezeParam: expected Layers or Parameters, got {type(layer).__name__}"
+                )
+        self.layers = layers
+
+    @property
+    def freeze_params(self) -> list:
+        """The Parameters currently frozen (DeZero's attribute)."""
+        params = []
+        for layer in self.layers:
+            if isinstance(layer, Parameter):
+                params.append(layer)
+            else:
+                params.extend(layer.params())
+        return params
+
+    def __call__(self, params):
+        for param in self.freeze_params:
+            param.grad = None
+
+
+# =============================================================================
+# SGD / MomentumSGD / AdaGrad / AdaDelta / Adam
+# =============================================================================
+class SGD(Optimizer):
+    """Plain gradient descent: ``param -= lr * grad``."""
+
+    def __init__(self, lr=0.01):
+        super().__init__()
+        self.lr = lr
+
+    def update_one(self, param):
+        param.data -= float(self.lr) * param.grad.data
+
+
+class MomentumSGD(Optimizer):
+    """Gradient descent with momentum: ``v = momentum * v - lr * grad; param += v``."""
+
+    state_names = ("v",)
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        super().__init__()
+        self.lr = lr
+        self.momentum = momentum
+
+    @property
+    def vs(self) -> dict:
+        """Velocities by ``id(param)`` (DeZero's attribute; a read-only view)."""
+        return self._state_view("v")
+
+    def update_one(self, param):
+        v = self.state(param)["v"]
+        v *= float(self.momentum)
+        v -= float(self.lr) * param.grad.data
+        param.data += v
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad: ``h += grad**2; param -= lr * grad / (sqrt(h) + eps)``."""
+
+    state_names = ("h",)
+
+    def __init__(self, lr=0.001, eps=1e-8):
+        super().__init__()
+        self.lr = lr
+        self.eps = eps
+
+    @property
+    def hs(self) -> dict:
+        """Accumulated squared gradients by ``id(param)`` (DeZero's attribute; read-only)."""
+        return self._state_view("h")
+
+    def update_one(self, param):
+        xp = param.xp
+        h = self.state(param)["h"]
+        grad = param.grad.data
+        h += grad * grad
+        param.data -= float(self.lr) * grad / (xp.sqrt(h) + float(self.eps))
+
+
+class AdaDelta(Optimizer):
+    """AdaDelta (Zeiler 2012): step size from running averages of grad**2 and step**2."""
+
+    state_names = ("msg", "msdx")
+
+    def __init__(self, rho=0.95, eps=1e-6):
+        super().__init__()
+        self.rho = rho
+        self.eps = eps
+
+    @property
+    def msg(self) -> dict:
+        """Running mean of grad**2 by ``id(param)`` (DeZero's attribute; read-only)."""
+        return self._state_view("msg")
+
+    @property
+    def msdx(self) -> dict:
+        """Running mean of step**2 by ``id(param)`` (DeZero's attribute; read-only)."""
+        return self._state_view("msdx")
+
+    def update_one(self, param):
+        xp = param.xp
+        state = self.state(param)
+        msg, msdx = state["msg"], state["msdx"]
+        rho, eps = float(self.rho), float(self.eps)
+        grad = param.grad.data
+        msg *= rho
+        msg += (1 - rho) * grad * grad
+        dx = xp.sqrt((msdx + eps) / (msg + eps)) * grad
+        msdx *= rho
+        msdx += (1 - rho) * dx * dx
+        param.data -= dx
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) in DeZero's form, with optional decoupled weight decay (AdamW).
+
+    ``t`` counts updates; :attr:`lr` is the bias-corrected step size of step ``t``. With
+    ``weight_decay > 0`` every parameter is also shrunk by ``alpha * weight_decay * param``
+    at each step, independently of the gradient (Loshchilov & Hutter's AdamW, as PyTorch's).
+    """
+
+    state_names = ("m", "v")
+    counters = ("t",)
+
+    def __init__(self, alpha=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+        super().__init__()
+        self.t = 0
+        self.alpha = alpha
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weight_decay = weight_decay
+
+    @property
+    def ms(self) -> dict:
+        """First-moment estimates by ``id(param)`` (DeZero's attribute; read-only)."""
+        return self._state_view("m")
+
+    @property
+    def vs(self) -> dict:
+        """Second-moment estimates by ``id(param)`` (DeZero's attribute; read-only)."""
+        return self._state_view("v")
+
+    def update(self, *args, **kwargs):
+        self.t += 1
+        super().update(*args, **kwargs)
+
+    @property
+    def lr(self) -> float:
+        """``alpha * sqrt(1 - beta2**t) / (1 - beta1**t)``; before the first step, step 1's."""
+        t = max(self.t, 1)
+        fix1 = 1.0 - math.pow(self.beta1, t)
+        fix2 = 1.0 - math.pow(self.beta2, t)
+        return float(self.alpha) * math.sqrt(fix2) / fix1
+
+    def update_one(self, param):
+        xp = param.xp
+        state = self.state(param)
+        m, v = state["m"], state["v"]
+        beta1, beta2, eps = float(self.beta1), float(self.beta2), float(self.eps)
+        grad = param.grad.data
+        m += (1 - beta1) * (grad - m)
+        v += (1 - beta2) * (grad * grad - v)
+        decay = float(self.alpha) * float(self.weight_decay)
+        if decay:
+            param.data *= 1 - decay
+        param.data -= self.lr * m / (xp.sqrt(v) + eps)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (default ``weight_decay=0.01``, as PyTorch's AdamW)."""
+
+    def __init__(self, alpha=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
+        super().__init__(alpha, beta1, beta2, eps, weight_decay)
