@@ -1,0 +1,161 @@
+"""Developer tasks: ``nox -s <session>`` (``nox -l`` lists them).
+
+- ``tests``: the suite on NumPy and array-api-strict (torch/cupy cases skip, visibly).
+- ``tests-gpu``: the whole suite on CuPy, against the interpreter's installed packages (no venv,
+  no downloads: it works on an offline GPU machine); skips with a message without a usable GPU.
+- ``tests-torch``: the suite on torch tensors; skips with a message when torch cannot be installed.
+- ``benchmark``: pytest-benchmark over benchmarks/, JSON saved under benchmarks/results/.
+- ``lint``: ruff check and ruff format --check.
+- ``examples``: every script in examples/ with ``--smoke``.
+
+Extra arguments after ``--`` go to pytest (or to the examples): ``nox -s tests -- -k conv -x``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES_DIR = ROOT / "examples"
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+LINT_PATHS = ["dezero_xp", "tests", "benchmarks", "examples", "noxfile.py"]
+
+# torch for `tests-torch`. A bare "torch" can pull a multi-GB CUDA build; override to taste, e.g.
+# DEZERO_XP_TORCH_SPEC="torch==2.13.0" or "torch --index-url <a CPU-only wheel index>".
+TORCH_SPEC_ENV = "DEZERO_XP_TORCH_SPEC"
+DEFAULT_TORCH_SPEC = "torch==2.13.0"
+
+# Interpreter for `tests-gpu` (it runs without a venv); defaults to the one running nox.
+GPU_PYTHON_ENV = "DEZERO_XP_GPU_PYTHON"
+
+# Every example must accept --smoke (tiny settings). Files starting with "_" are helpers.
+# Add per-example extra arguments here when one needs them.
+EXAMPLE_ARGS: dict[str, list[str]] = {}
+
+nox.options.sessions = ["lint", "tests", "examples"]
+nox.options.reuse_venv = "yes"
+
+
+def _pytest_args(session: nox.Session, *extra: str) -> list[str]:
+    return ["-m", "pytest", *extra, *session.posargs]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite on NumPy and array-api-strict (what CI runs)."""
+    session.install("-e", ".[test,examples]")
+    session.run("python", *_pytest_args(session, "-p", "no:cacheprovider"))
+
+
+_GPU_PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+try:
+    from dezero_xp import backend
+except Exception as exc:
+    print(f"cannot import dezero_xp here: {type(exc).__name__}: {exc}")
+    sys.exit(2)
+usable, reason = backend._cuda_status()
+if not usable:
+    print(reason)
+    sys.exit(3)
+import cupy
+print(f"CuPy {cupy.__version__}, {cupy.cuda.runtime.getDeviceCount()} CUDA device(s)")
+"""
+
+
+@nox.session(name="tests-gpu", venv_backend="none")
+def tests_gpu(session: nox.Session) -> None:
+    """The whole suite with DEZERO_XP_TEST_BACKENDS=cupy, on this interpreter's packages.
+
+    Needs numpy, array-api-compat, pytest (and cupy-cuda12x/13x) installed for the interpreter
+    running nox, or for the one named by DEZERO_XP_GPU_PYTHON. Skips, exit 0, without a GPU.
+    """
+    python = os.environ.get(GPU_PYTHON_ENV) or sys.executable
+    try:
+        probe = subprocess.run(
+            [python, "-c", _GPU_PROBE, str(ROOT)], capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        session.error(f"cannot run the interpreter {python!r} ({exc}); check {GPU_PYTHON_ENV}")
+    message = (probe.stdout + probe.stderr).strip()
+    if probe.returncode != 0:
+        session.skip(f"no usable CUDA GPU for {python}: {message}")
+    session.log(message)
+    session.run(
+        python,
+        *_pytest_args(session, "-p", "no:cacheprovider", "-rs"),
+        env={"DEZERO_XP_TEST_BACKENDS": "cupy"},
+        external=True,
+    )
+
+
+@nox.session(name="tests-torch")
+def tests_torch(session: nox.Session) -> None:
+    """The suite with DEZERO_XP_TEST_BACKENDS=torch (torch from DEZERO_XP_TORCH_SPEC)."""
+    spec = os.environ.get(TORCH_SPEC_ENV, DEFAULT_TORCH_SPEC).split()
+    session.install("-e", ".[test]")
+    try:
+        session.install(*spec)
+    except nox.command.CommandFailed:
+        session.skip(
+            f"could not install {' '.join(spec)!r}; set {TORCH_SPEC_ENV} "
+            "to a torch requirement this machine can install"
+        )
+    session.run(
+        "python",
+        *_pytest_args(session, "-p", "no:cacheprovider"),
+        env={"DEZERO_XP_TEST_BACKENDS": "torch"},
+    )
+
+
+@nox.session
+def benchmark(session: nox.Session) -> None:
+    """pytest-benchmark over benchmarks/; saves the JSON in benchmarks/results/."""
+    session.install("-e", ".[test]")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    session.run(
+        "python",
+        *_pytest_args(
+            session,
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "python_files=bench_*.py",
+            "--benchmark-only",
+            f"--benchmark-json={RESULTS_DIR / f'bench-{stamp}.json'}",
+            "benchmarks",
+        ),
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", *LINT_PATHS)
+    session.run("ruff", "format", "--check", *LINT_PATHS)
+
+
+def example_scripts() -> list[Path]:
+    """Every runnable example: examples/*.py except helpers named _*.py."""
+    return sorted(p for p in EXAMPLES_DIR.glob("*.py") if not p.name.startswith("_"))
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Smoke-run every example with --smoke (tiny settings)."""
+    session.install("-e", ".[examples]")
+    scripts = example_scripts()
+    if not scripts:
+        session.error("no examples found in examples/")
+    for script in scripts:
+        args = [*EXAMPLE_ARGS.get(script.name, []), *session.posargs]
+        session.run("python", str(script.relative_to(ROOT)), "--smoke", *args)

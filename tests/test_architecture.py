@@ -1,0 +1,212 @@
+"""The package's import rules (DESIGN.md section 2), checked on the source with ``ast``.
+
+- Imports flow one way down ``LAYERS``: a module may import modules of its own layer or of layers
+  above it, never below. Modules that do not exist yet are skipped; a module that exists but is
+  missing from ``LAYERS`` fails, so every new module gets a place in the order.
+- Only the backend layer imports cupy; numpy only where ``NUMPY_ALLOWED`` says (never inside
+  ``functions/``: ops use ``self.xp``).
+- No module imports the package root (``__init__`` only assembles).
+- Every module opens with a docstring that says what it may import.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+import dezero_xp
+
+PACKAGE = "dezero_xp"
+PACKAGE_DIR = Path(dezero_xp.__file__).resolve().parent
+
+# Top to bottom; a module may import from its own row and the rows above it.
+# A unit is a top-level module ("core") or a subpackage ("functions", "_kernels").
+LAYERS: list[tuple[str, ...]] = [
+    ("_config",),
+    ("backend", "_kernels"),
+    ("_shape", "_download"),
+    ("core",),
+    # Both need only backend/core: Layer.save_weights and Model.plot use them.
+    ("serialization", "visualize"),
+    ("functions",),
+    ("layers",),
+    ("models",),
+    ("optimizers",),
+    ("datasets", "dataloaders", "transforms"),
+    ("testing",),
+    ("utils", "cuda"),
+]
+LEVEL = {unit: i for i, row in enumerate(LAYERS) for unit in row}
+
+CUPY_ALLOWED = {"backend"}  # the kernel tables get cupy handed in by backend.py
+NUMPY_ALLOWED = {
+    "backend",
+    "_kernels",
+    "testing",
+    "datasets",
+    "dataloaders",
+    "transforms",
+    "serialization",
+    "utils",
+}
+CUPY_MODULES = {"cupy", "cupyx", "cupy_backends"}
+# importlib.import_module("cupy") / __import__("cupy") would dodge the ast check.
+DYNAMIC_CUPY = re.compile(r"""(import_module|__import__)\(\s*['"]cupy""")
+
+
+def _unit_of(relative: Path) -> str:
+    """``core.py`` -> ``core``; ``functions/shape.py`` -> ``functions``."""
+    parts = relative.with_suffix("").parts
+    return parts[0]
+
+
+def _package_modules() -> list[Path]:
+    return sorted(p.relative_to(PACKAGE_DIR) for p in PACKAGE_DIR.rglob("*.py"))
+
+
+def _module_name(relative: Path) -> str:
+    parts = list(relative.with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join([PACKAGE, *parts])
+
+
+def _is_package(relative: Path) -> bool:
+    return relative.name == "__init__.py"
+
+
+def imported_modules(source: str, module_name: str, is_package: bool) -> list[tuple[str, int]]:
+    """Every module an ``import`` statement in ``source`` names (absolute), with its line.
+
+    ``from pkg import name`` yields ``pkg.name`` (it may be a submodule) as well as ``pkg``
+    (except for the package root, which is then only the namespace of the submodules).
+    Imports inside functions count too.
+    """
+    found = []
+    package = module_name if is_package else module_name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".")
+                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+                base = ".".join(base_parts + ([node.module] if node.module else []))
+            else:
+                base = node.module
+            if base != PACKAGE:  # ``from dezero_xp import x`` names x, not the root itself
+                found.append((base, node.lineno))
+            found += [(f"{base}.{alias.name}", node.lineno) for alias in node.names]
+    return found
+
+
+def _internal_unit(name: str) -> str | None:
+    """The unit an absolute module name belongs to, "" for the root package, None if external."""
+    parts = name.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    if len(parts) == 1:
+        return ""
+    return parts[1]
+
+
+def _existing_units() -> set[str]:
+    return {_unit_of(p) for p in _package_modules()}
+
+
+def import_violations(source: str, relative: Path) -> list[str]:
+    """Every broken rule in one module's source (an empty list when it is clean)."""
+    unit = _unit_of(relative)
+    module_name = _module_name(relative)
+    problems = []
+    existing = _existing_units() | set(LEVEL)
+    for name, line in imported_modules(source, module_name, _is_package(relative)):
+        where = f"{relative}:{line} imports {name}"
+        top = name.split(".")[0]
+        if top in CUPY_MODULES and unit not in CUPY_ALLOWED:
+            problems.append(f"{where}: only backend.py may import cupy")
+        if top == "numpy" and unit not in NUMPY_ALLOWED:
+            problems.append(f"{where}: numpy is not allowed here (use the backend's xp/ops)")
+        target = _internal_unit(name)
+        if target is None or unit == "__init__":
+            continue
+        if target == "":
+            problems.append(f"{where}: import from the defining module, not the package root")
+            continue
+        if target not in existing:
+            # ``from dezero_xp import Variable``: a name of the root package, not a module
+            problems.append(f"{where}: import {target!r} from the module that defines it")
+            continue
+        if target in LEVEL and unit in LEVEL and LEVEL[target] > LEVEL[unit]:
+            problems.append(
+                f"{where}: {target!r} is listed below {unit!r} in the import order "
+                "(DESIGN.md section 2)"
+            )
+    if DYNAMIC_CUPY.search(source) and unit not in CUPY_ALLOWED:
+        problems.append(f"{relative}: imports cupy dynamically; only backend.py may import cupy")
+    return problems
+
+
+MODULES = _package_modules()
+
+
+def test_every_module_has_a_place_in_the_import_order():
+    unplaced = sorted({_unit_of(p) for p in MODULES} - set(LEVEL) - {"__init__"})
+    assert not unplaced, (
+        f"modules {unplaced} are not in LAYERS of tests/test_architecture.py: add each to its "
+        "row of the import order (and to DESIGN.md section 2)"
+    )
+
+
+@pytest.mark.parametrize("relative", MODULES, ids=str)
+def test_imports_follow_the_design(relative):
+    source = (PACKAGE_DIR / relative).read_text(encoding="utf-8")
+    assert import_violations(source, relative) == []
+
+
+@pytest.mark.parametrize("relative", MODULES, ids=str)
+def test_module_docstring_says_what_it_may_import(relative):
+    source = (PACKAGE_DIR / relative).read_text(encoding="utf-8")
+    docstring = ast.get_docstring(ast.parse(source))
+    assert docstring, f"{relative} has no module docstring"
+    if not _is_package(relative):
+        assert "May import" in docstring, f"{relative}: the docstring should say 'May import: ...'"
+
+
+# The checker itself must catch what it is meant to catch.
+@pytest.mark.parametrize(
+    ("relative", "source", "fragment"),
+    [
+        ("core.py", "from dezero_xp.layers import Layer\n", "listed below 'core'"),
+        ("core.py", "def f():\n    from dezero_xp import optimizers\n", "listed below"),
+        ("functions/shape.py", "import numpy as np\n", "numpy is not allowed"),
+        ("functions/shape.py", "from numpy import zeros\n", "numpy is not allowed"),
+        ("layers.py", "import cupy\n", "only backend.py may import cupy"),
+        ("_kernels/cupy_kernels.py", "import cupyx.scatter_add\n", "only backend.py"),
+        ("cuda.py", "import importlib\nimportlib.import_module('cupy')\n", "dynamically"),
+        ("layers.py", "from dezero_xp import Variable\n", "from the module that defines it"),
+        ("layers.py", "import dezero_xp\n", "not the package root"),
+        ("functions/reduce.py", "from ..layers import Linear\n", "listed below 'functions'"),
+        ("backend.py", "from . import core\n", "listed below 'backend'"),
+    ],
+)
+def test_checker_catches_violations(relative, source, fragment):
+    problems = import_violations(source, Path(relative))
+    assert any(fragment in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("relative", "source"),
+    [
+        ("functions/reduce.py", "from dezero_xp.functions.elementwise import exp\n"),
+        ("functions/reduce.py", "from .shape import reshape\nfrom dezero_xp import _shape\n"),
+        ("utils.py", "import numpy as np\nfrom dezero_xp import functions as F\n"),
+        ("backend.py", "def f():\n    import cupy\n    from dezero_xp import _kernels\n"),
+        ("__init__.py", "from dezero_xp.utils import sum_to\n"),
+    ],
+)
+def test_checker_accepts_allowed_imports(relative, source):
+    assert import_violations(source, Path(relative)) == []
