@@ -33,7 +33,11 @@ __all__ = [
     "DeviceFallbackWarning",
     "DeviceMismatchError",
     "DeviceUnavailableError",
+    "DataLoader",
+    "Dataset",
     "Function",
+    "Layer",
+    "Model",
     "Parameter",
     "Variable",
     "as_array",
@@ -46,6 +50,7 @@ __all__ = [
     "seed",
     "set_default_device",
     "set_strict_devices",
+    "setup_variable",
     "test_mode",
     "using_config",
 ]
@@ -67,8 +72,8 @@ def _transpose(self, *axes):
     return _F.transpose(self, axes)
 
 
-def _install_variable_methods():
-    """Give Variable its operators and DeZero's convenience methods."""
+def setup_variable():
+    """Give Variable its operators and DeZero's convenience methods (done once at import)."""
     V = Variable
     V.__add__ = V.__radd__ = _F.add
     V.__sub__ = _F.sub
@@ -92,4 +97,21 @@ def _install_variable_methods():
     V.min = lambda self, axis=None, keepdims=False: _F.min(self, axis, keepdims)
 
 
-_install_variable_methods()
+setup_variable()
+
+# DeZero's package layout: dz.layers, dz.optimizers, ... and the classes it exports at the top.
+from dezero_xp import (  # noqa: E402, F401 - after setup_variable(), as DeZero does
+    cuda,
+    dataloaders,
+    datasets,
+    functions,
+    layers,
+    models,
+    optimizers,
+    transforms,
+    utils,
+)
+from dezero_xp.dataloaders import DataLoader  # noqa: E402
+from dezero_xp.datasets import Dataset  # noqa: E402
+from dezero_xp.layers import Layer  # noqa: E402
+from dezero_xp.models import Model  # noqa: E402
