@@ -31,7 +31,15 @@ from dezero_xp.backend import (
     transfer,
 )
 
-__all__ = ["Function", "Parameter", "Variable", "as_array", "as_variable", "wrap_array"]
+__all__ = [
+    "Function",
+    "Parameter",
+    "Variable",
+    "as_array",
+    "as_variable",
+    "run_forward",
+    "wrap_array",
+]
 
 
 class Variable:
@@ -163,51 +171,17 @@ class Variable:
         """
         if self._data is None:
             raise ValueError("backward: this Variable holds no data")
-        if self.grad is None:
-            self.grad = wrap_array(self._backend.xp.ones_like(self._data), self._backend)
-        creator = self.creator
-        if creator is None:
+        if self.creator is None:
+            if self.grad is None:
+                self.grad = wrap_array(self._backend.xp.ones_like(self._data), self._backend)
             return
-        # Heap of (-generation, insertion counter, function): newest generation first, and the
-        # counter keeps the order deterministic without comparing Functions.
-        heap = [(-creator.generation, 0, creator)]
-        queued = {creator}
-        counter = 1
         previous = Config.enable_backprop
         Config.enable_backprop = create_graph
         try:
-            while heap:
-                f = heapq.heappop(heap)[2]
-                outputs = [ref() for ref in f.outputs]
-                gys = [None if y is None else y.grad for y in outputs]
-                gxs = f.backward(*gys)
-                if type(gxs) is not tuple:
-                    gxs = (gxs,) if not isinstance(gxs, list) else tuple(gxs)
-                if len(gxs) != len(f.inputs):
-                    raise RuntimeError(
-                        f"{type(f).__name__}.backward returned {len(gxs)} gradient(s) for "
-                        f"{len(f.inputs)} input(s)"
-                    )
-                for x, gx in zip(f.inputs, gxs):
-                    if gx is None:
-                        continue
-                    if type(gx) is not Variable:
-                        gx = _check_gradient(f, x, gx)
-                    elif gx._data.shape != x._data.shape or gx._backend is not x._backend:
-                        _check_gradient(f, x, gx)
-                    if x.grad is None:
-                        x.grad = gx
-                    else:
-                        x.grad = x.grad + gx
-                    c = x.creator
-                    if c is not None and c not in queued:
-                        queued.add(c)
-                        heapq.heappush(heap, (-c.generation, counter, c))
-                        counter += 1
-                if not retain_grad:
-                    for y in outputs:
-                        if y is not None:
-                            y.grad = None
+            if create_graph:
+                _backprop_variables(self, retain_grad)
+            else:
+                _backprop_arrays(self, retain_grad)
         finally:
             Config.enable_backprop = previous
 
@@ -255,6 +229,140 @@ def wrap_array(data, backend):
     v.creator = None
     v.generation = 0
     return v
+
+
+# --------------------------------------------------------------------------- backward engine
+# Two loops over the same graph, both iterative (a heap keyed by (-generation, counter): newest
+# generation first, the counter keeps the order deterministic) and both accumulating gradients
+# out of place (one gradient object may be handed to several inputs):
+# - _backprop_variables: gradients are Variables and each op's ``backward`` runs as ops, so the
+#   backward pass is itself a graph when create_graph=True (higher-order derivatives).
+# - _backprop_arrays: the first-order case. Gradients stay raw arrays; an op that defines
+#   ``backward_data`` runs it directly, any other op runs its ``backward`` on Variables wrapped
+#   around the arrays. No graph is built, so no Function/Variable bookkeeping is paid per step.
+
+
+def _seed_gradient(root):
+    if root.grad is None:
+        root.grad = wrap_array(root._backend.xp.ones_like(root._data), root._backend)
+    return root.grad
+
+
+def _as_gradient_tuple(f, gxs):
+    if type(gxs) is not tuple:
+        gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
+    if len(gxs) != len(f.inputs):
+        raise RuntimeError(
+            f"{type(f).__name__}.backward returned {len(gxs)} gradient(s) for "
+            f"{len(f.inputs)} input(s)"
+        )
+    return gxs
+
+
+def _backprop_variables(root, retain_grad):
+    _seed_gradient(root)
+    creator = root.creator
+    heap = [(-creator.generation, 0, creator)]
+    queued = {creator}
+    counter = 1
+    while heap:
+        f = heapq.heappop(heap)[2]
+        outputs = [ref() for ref in f.outputs]
+        gys = [None if y is None else y.grad for y in outputs]
+        gxs = _as_gradient_tuple(f, f.backward(*gys))
+        for x, gx in zip(f.inputs, gxs):
+            if gx is None:
+                continue
+            if type(gx) is not Variable or gx._backend is not x._backend:
+                _check_gradient(f, x, gx)
+            if gx._data.shape != x._data.shape:
+                _check_gradient(f, x, gx)
+            x.grad = gx if x.grad is None else x.grad + gx
+            c = x.creator
+            if c is not None and c not in queued:
+                queued.add(c)
+                heapq.heappush(heap, (-c.generation, counter, c))
+                counter += 1
+        if not retain_grad:
+            for y in outputs:
+                if y is not None:
+                    y.grad = None
+
+
+def _backward_on_variables(f, gys):
+    """Run an op's Variable ``backward`` for the array loop: wrap, call, unwrap."""
+    backend = f.backend
+    gxs = _as_gradient_tuple(
+        f, f.backward(*[None if g is None else wrap_array(g, backend) for g in gys])
+    )
+    arrays = []
+    for x, gx in zip(f.inputs, gxs):
+        if gx is not None and (type(gx) is not Variable or gx._backend is not x._backend):
+            _check_gradient(f, x, gx)
+        arrays.append(None if gx is None else gx._data)
+    return arrays
+
+
+def _backprop_arrays(root, retain_grad):
+    # grads: Variable -> accumulated gradient array of the Variables not yet finished.
+    grads = {root: _seed_gradient(root)._data}
+    creator = root.creator
+    heap = [(-creator.generation, 0, creator)]
+    queued = {creator}
+    counter = 1
+    pop = heapq.heappop
+    push = heapq.heappush
+    while heap:
+        f = pop(heap)[2]
+        outputs = [ref() for ref in f.outputs]
+        # All consumers of f's outputs have run (they have higher generations): their
+        # gradients are complete, so they leave `grads` now.
+        gys = [None if y is None else grads.pop(y, None) for y in outputs]
+        for y, gy in zip(outputs, gys):
+            if y is not None:
+                y.grad = wrap_array(gy, y._backend) if retain_grad and gy is not None else None
+        backward_data = f.backward_data
+        gxs = backward_data(*gys) if backward_data is not None else _backward_on_variables(f, gys)
+        if type(gxs) is not tuple and type(gxs) is not list:
+            gxs = (gxs,)
+        for x, gx in zip(f.inputs, gxs):
+            if gx is None:
+                continue
+            if gx.shape != x._data.shape:
+                _raise_array_gradient_shape(f, x, gx)
+            accumulated = grads.get(x)
+            if accumulated is None:
+                # DeZero semantics: a gradient left from an earlier backward call adds up.
+                previous = x.grad
+                grads[x] = gx if previous is None else previous._data + gx
+            else:
+                grads[x] = accumulated + gx
+            c = x.creator
+            if c is not None and c not in queued:
+                queued.add(c)
+                push(heap, (-c.generation, counter, c))
+                counter += 1
+    # What is left has no creator: the leaves (inputs, parameters, constants).
+    for x, g in grads.items():
+        x.grad = wrap_array(g, x._backend)
+
+
+def _raise_array_gradient_shape(f, x, gx):
+    raise RuntimeError(
+        f"{type(f).__name__}.backward returned a gradient of shape {tuple(gx.shape)} for an "
+        f"input of shape {tuple(x.shape)}"
+    )
+
+
+def run_forward(func, backend, *arrays):
+    """``func.forward(*arrays)`` on raw arrays of ``backend``, building no graph.
+
+    For ``backward_data`` fast paths whose gradient is another Function's forward (a
+    ``<Op>Grad``): the same math as calling it, without the Variables around it.
+    """
+    func.backend = backend
+    func.xp = backend.xp
+    return func.forward(*arrays)
 
 
 def _check_gradient(f, x, gx):
@@ -323,6 +431,10 @@ class Function:
     generation = 0
     backend = None
     xp = None
+    #: Optional first-order fast path: ``backward_data(*gy_arrays) -> gx arrays`` (None for an
+    #: input without gradient). Used when no graph of the backward is needed; it must compute
+    #: exactly what ``backward`` computes, which stays the definition (and the higher-order path).
+    backward_data = None
 
     @property
     def ops(self):

@@ -4,7 +4,8 @@
 below; combined with the ``xb`` fixture it runs each case on every backend:
 
 - ``forward``: float32 and float64 results against the NumPy reference;
-- ``grad``: backward against central differences (float64), see dezero_xp.testing;
+- ``grad``: backward against central differences (float64), see dezero_xp.testing, and the
+  first-order array path (``backward_data``) against the Variable path (``create_graph=True``);
 - ``double``: gradient of the gradient (float64), when the case says the op supports it;
 - ``invariants``: float32 stays float32 (output and gradients), results and gradients stay on
   the input's backend, the inputs' data is not mutated by forward or backward.
@@ -120,6 +121,31 @@ def _check_invariants(case, xb):
         np.testing.assert_array_equal(xb.numpy(a), h, err_msg=f"{case}: input {i} was mutated")
 
 
+def _first_order_grads(f, inputs, weights, create_graph):
+    xs = [dz.Variable(a) for a in inputs]
+    (f(*xs) * weights).sum().backward(create_graph=create_graph)
+    return [None if x.grad is None else x.grad.data for x in xs]
+
+
+def _check_backward_paths_agree(case, f, inputs, xb):
+    """The array fast path (backward_data) computes what the Variable backward computes."""
+    with dz.no_grad():
+        shape = f(*[dz.Variable(a) for a in inputs]).shape
+    weights = xb.asarray(np.random.default_rng(7).standard_normal(shape))
+    fast = _first_order_grads(f, inputs, weights, create_graph=False)
+    graph = _first_order_grads(f, inputs, weights, create_graph=True)
+    for i, (a, b) in enumerate(zip(fast, graph)):
+        assert (a is None) == (b is None), f"{case}: input {i} has a gradient on one path only"
+        if a is not None:
+            np.testing.assert_allclose(
+                xb.numpy(a),
+                xb.numpy(b),
+                rtol=1e-10,
+                atol=1e-12,
+                err_msg=f"{case}: backward_data and backward disagree for input {i}",
+            )
+
+
 def run_check(case: OpCase, check: str, xb) -> None:
     """Run one check of one case on one backend (skips what the case excludes)."""
     if case.backends is not None and xb.name not in case.backends:
@@ -142,6 +168,7 @@ def run_check(case: OpCase, check: str, xb) -> None:
     kwargs: dict[str, Any] = dict(rtol=case.rtol, atol=case.atol)
     if check == "grad":
         testing.check_backward(f, inputs, **kwargs)
+        _check_backward_paths_agree(case, f, inputs, xb)
     else:
         testing.check_double_backward(f, inputs, **kwargs)
 

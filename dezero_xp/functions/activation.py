@@ -34,6 +34,10 @@ class Sigmoid(Function):
         y = self.outputs[0]()
         return gy * y * (1 - y)  # d sigmoid = y (1 - y)
 
+    def backward_data(self, gy):
+        y = self.outputs[0]()._data
+        return gy * y * (1 - y)
+
 
 def sigmoid(x):
     """Logistic function ``1 / (1 + exp(-x))``, computed stably for any magnitude of ``x``."""
@@ -54,6 +58,9 @@ class ReLU(Function):
         (x,) = self.inputs
         mask = self.xp.astype(x.data > 0, gy.dtype)
         return gy * wrap_array(mask, self.backend)
+
+    def backward_data(self, gy):
+        return gy * self.xp.astype(self.inputs[0]._data > 0, gy.dtype)
 
 
 def relu(x):
@@ -94,6 +101,11 @@ class Softmax(Function):
         gx = y * gy
         return gx - y * _sum(gx, axis=self.axis, keepdims=True)  # y * (gy - <y, gy>)
 
+    def backward_data(self, gy):
+        y = self.outputs[0]()._data
+        gx = y * gy
+        return gx - y * self.xp.sum(gx, axis=self.axis, keepdims=True)
+
 
 def softmax(x, axis=1):
     """``exp(x) / sum(exp(x), axis)``, computed stably (shifted by the maximum along ``axis``)."""
@@ -121,6 +133,11 @@ class LogSoftmax(Function):
     def backward(self, gy):
         y = self.outputs[0]()
         return gy - exp(y) * _sum(gy, axis=self.axis, keepdims=True)  # gy - softmax * sum(gy)
+
+    def backward_data(self, gy):
+        xp = self.xp
+        y = self.outputs[0]()._data
+        return gy - xp.exp(y) * xp.sum(gy, axis=self.axis, keepdims=True)
 
 
 def log_softmax(x, axis=1):

@@ -21,7 +21,7 @@ import math
 
 from dezero_xp._config import Config
 from dezero_xp._shape import get_conv_outsize, get_deconv_outsize, pair
-from dezero_xp.core import Function, as_variable
+from dezero_xp.core import Function, as_variable, run_forward
 from dezero_xp.functions import reduce as _reduce
 from dezero_xp.functions.linalg import matmul
 from dezero_xp.functions.shape import broadcast_to, reshape, transpose
@@ -125,6 +125,15 @@ class Conv2d(Function):
             return gx, gW
         return gx, gW, _reduce.sum(gy, axis=(0, 2, 3))
 
+    def backward_data(self, gy):
+        x, W = self.inputs[0]._data, self.inputs[1]._data
+        deconv = Deconv2d(self.stride, self.pad, tuple(x.shape[2:]))
+        gx = run_forward(deconv, self.backend, gy, W)
+        gW = run_forward(Conv2DGradW(W.shape[2:], self.stride, self.pad), self.backend, x, gy)
+        if len(self.inputs) == 2:
+            return gx, gW
+        return gx, gW, self.xp.sum(gy, axis=(0, 2, 3))
+
 
 def conv2d(x, W, b=None, stride=1, pad=0):
     """2-D convolution of ``x`` (N, C, H, W) with ``W`` (OC, C, KH, KW) plus ``b`` (OC,).
@@ -199,6 +208,14 @@ class Deconv2d(Function):
         if len(self.inputs) == 2:
             return gx, gW
         return gx, gW, _reduce.sum(gy, axis=(0, 2, 3))
+
+    def backward_data(self, gy):
+        x, W = self.inputs[0]._data, self.inputs[1]._data
+        gx = run_forward(Conv2d(self.stride, self.pad), self.backend, gy, W)
+        gW = run_forward(Conv2DGradW(W.shape[2:], self.stride, self.pad), self.backend, gy, x)
+        if len(self.inputs) == 2:
+            return gx, gW
+        return gx, gW, self.xp.sum(gy, axis=(0, 2, 3))
 
 
 def deconv2d(x, W, b=None, stride=1, pad=0, outsize=None):
@@ -283,6 +300,9 @@ class Pooling(Function):
 
     def backward(self, gy):
         return Pooling2DGrad(self)(gy)
+
+    def backward_data(self, gy):
+        return run_forward(Pooling2DGrad(self), self.backend, gy)
 
 
 class Pooling2DGrad(Function):

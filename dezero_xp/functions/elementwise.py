@@ -11,7 +11,7 @@ May import: dezero_xp.core and dezero_xp.functions.shape.
 from __future__ import annotations
 
 from dezero_xp.core import Function, wrap_array
-from dezero_xp.functions.shape import sum_to
+from dezero_xp.functions.shape import sum_to, sum_to_data
 
 __all__ = [
     "abs",
@@ -65,6 +65,12 @@ class _BinaryFunction(Function):
             gx1 = sum_to(gx1, self.x1_shape)
         return gx0, gx1
 
+    def _unbroadcast_data(self, gx0, gx1):
+        if self.x0_shape != self.x1_shape:
+            gx0 = sum_to_data(self.xp, gx0, self.x0_shape)
+            gx1 = sum_to_data(self.xp, gx1, self.x1_shape)
+        return gx0, gx1
+
 
 class Add(_BinaryFunction):
     def forward(self, x0, x1):
@@ -73,6 +79,9 @@ class Add(_BinaryFunction):
 
     def backward(self, gy):
         return self._unbroadcast(gy, gy)
+
+    def backward_data(self, gy):
+        return self._unbroadcast_data(gy, gy)
 
 
 def add(x0, x1):
@@ -87,6 +96,9 @@ class Sub(_BinaryFunction):
 
     def backward(self, gy):
         return self._unbroadcast(gy, -gy)
+
+    def backward_data(self, gy):
+        return self._unbroadcast_data(gy, -gy)
 
 
 def sub(x0, x1):
@@ -108,6 +120,10 @@ class Mul(_BinaryFunction):
         x0, x1 = self.inputs
         return self._unbroadcast(gy * x1, gy * x0)
 
+    def backward_data(self, gy):
+        x0, x1 = self.inputs
+        return self._unbroadcast_data(gy * x1._data, gy * x0._data)
+
 
 def mul(x0, x1):
     """``x0 * x1`` with broadcasting."""
@@ -125,6 +141,11 @@ class Div(_BinaryFunction):
         gx1 = gy * (-x0 / x1**2)  # d(x0/x1)/dx1 = -x0 / x1^2
         return self._unbroadcast(gx0, gx1)
 
+    def backward_data(self, gy):
+        x0, x1 = self.inputs
+        gx0 = gy / x1._data
+        return self._unbroadcast_data(gx0, -gx0 * (x0._data / x1._data))
+
 
 def div(x0, x1):
     """``x0 / x1`` with broadcasting."""
@@ -141,6 +162,9 @@ class Neg(Function):
         return -x
 
     def backward(self, gy):
+        return -gy
+
+    def backward_data(self, gy):
         return -gy
 
 
@@ -162,6 +186,10 @@ class PowConst(Function):
         (x,) = self.inputs
         c = self.c
         return gy * (c * x ** (c - 1))
+
+    def backward_data(self, gy):
+        c = self.c
+        return gy * (c * self.inputs[0]._data ** (c - 1))
 
 
 Pow = PowConst  # DeZero's class name
@@ -201,6 +229,9 @@ class Exp(Function):
     def backward(self, gy):
         return gy * self.outputs[0]()
 
+    def backward_data(self, gy):
+        return gy * self.outputs[0]()._data
+
 
 def exp(x):
     """Elementwise e**x."""
@@ -214,6 +245,9 @@ class Log(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy / x
+
+    def backward_data(self, gy):
+        return gy / self.inputs[0]._data
 
 
 def log(x):
@@ -229,6 +263,9 @@ class Sin(Function):
         (x,) = self.inputs
         return gy * cos(x)
 
+    def backward_data(self, gy):
+        return gy * self.xp.cos(self.inputs[0]._data)
+
 
 def sin(x):
     """Elementwise sine."""
@@ -242,6 +279,9 @@ class Cos(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * -sin(x)
+
+    def backward_data(self, gy):
+        return gy * -self.xp.sin(self.inputs[0]._data)
 
 
 def cos(x):
@@ -257,6 +297,10 @@ class Tanh(Function):
         y = self.outputs[0]()
         return gy * (1 - y * y)  # d tanh = 1 - y^2
 
+    def backward_data(self, gy):
+        y = self.outputs[0]()._data
+        return gy * (1 - y * y)
+
 
 def tanh(x):
     """Elementwise hyperbolic tangent."""
@@ -271,6 +315,9 @@ class Sqrt(Function):
         y = self.outputs[0]()
         return gy / (2 * y)  # d sqrt(x) = 1 / (2 sqrt(x))
 
+    def backward_data(self, gy):
+        return gy / (2 * self.outputs[0]()._data)
+
 
 def sqrt(x):
     """Elementwise square root."""
@@ -284,6 +331,9 @@ class Square(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * (2 * x)
+
+    def backward_data(self, gy):
+        return gy * (2 * self.inputs[0]._data)
 
 
 def square(x):

@@ -6,7 +6,7 @@ May import: dezero_xp.core and the shape family.
 from __future__ import annotations
 
 from dezero_xp.core import Function, as_variable
-from dezero_xp.functions.shape import matrix_transpose, reshape, sum_to
+from dezero_xp.functions.shape import matrix_transpose, reshape, sum_to, sum_to_data
 
 __all__ = ["dot", "matmul"]
 
@@ -25,6 +25,13 @@ class MatMul(Function):
             gx = sum_to(gx, x.shape)
         if gW.shape != W.shape:
             gW = sum_to(gW, W.shape)
+        return gx, gW
+
+    def backward_data(self, gy):
+        xp = self.xp
+        x, W = self.inputs[0]._data, self.inputs[1]._data
+        gx = sum_to_data(xp, xp.matmul(gy, xp.matrix_transpose(W)), x.shape)
+        gW = sum_to_data(xp, xp.matmul(xp.matrix_transpose(x), gy), W.shape)
         return gx, gW
 
 

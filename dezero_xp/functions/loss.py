@@ -21,7 +21,7 @@ from dezero_xp.core import Function, Variable, as_variable, wrap_array
 from dezero_xp.functions.activation import sigmoid, softmax
 from dezero_xp.functions.elementwise import clip, log
 from dezero_xp.functions.reduce import sum as _sum
-from dezero_xp.functions.shape import get_item, reshape, sum_to
+from dezero_xp.functions.shape import get_item, reshape, sum_to, sum_to_data
 
 __all__ = [
     "accuracy",
@@ -70,6 +70,15 @@ class MeanSquaredError(Function):
         gx1 = -gx0
         if self.x0_shape != self.x1_shape:
             gx0, gx1 = sum_to(gx0, self.x0_shape), sum_to(gx1, self.x1_shape)
+        return gx0, gx1
+
+    def backward_data(self, gy):
+        x0, x1 = self.inputs[0]._data, self.inputs[1]._data
+        gx0 = gy * (x0 - x1) * (2.0 / self.count)
+        gx1 = -gx0
+        if self.x0_shape != self.x1_shape:
+            gx0 = sum_to_data(self.xp, gx0, self.x0_shape)
+            gx1 = sum_to_data(self.xp, gx1, self.x1_shape)
         return gx0, gx1
 
 
@@ -144,6 +153,11 @@ class SoftmaxCrossEntropy(Function):
             probs = wrap_array(self.probs, self.backend)
         onehot = wrap_array(xp.astype(self.onehot, x.dtype), self.backend)
         return (probs - onehot) * (gy * (1.0 / x.shape[0])), None  # (softmax - onehot) / N
+
+    def backward_data(self, gy):
+        xp = self.xp
+        probs = self.probs
+        return (probs - xp.astype(self.onehot, probs.dtype)) * (gy * (1.0 / probs.shape[0])), None
 
 
 def softmax_cross_entropy(x, t):

@@ -18,7 +18,7 @@ from dezero_xp.backend import DeviceMismatchError, backend_of, is_array
 from dezero_xp.core import Function, Variable, as_variable, wrap_array
 from dezero_xp.functions.linalg import matmul
 from dezero_xp.functions.reduce import sum as _sum
-from dezero_xp.functions.shape import matrix_transpose, reshape, sum_to
+from dezero_xp.functions.shape import matrix_transpose, reshape, sum_to, sum_to_data
 
 __all__ = [
     "batch_norm",
@@ -57,6 +57,19 @@ class Linear(Function):
         if len(self.inputs) == 2:
             return gx, gW
         return gx, gW, sum_to(gy, self.inputs[2].shape)
+
+    def backward_data(self, gy):
+        xp = self.xp
+        x, W = self.inputs[0]._data, self.inputs[1]._data
+        gx = xp.matmul(gy, xp.matrix_transpose(W))
+        if x.ndim == 2:
+            gW = xp.matmul(xp.matrix_transpose(x), gy)
+        else:
+            x2 = xp.reshape(x, (-1, W.shape[0]))
+            gW = xp.matmul(xp.matrix_transpose(x2), xp.reshape(gy, (-1, W.shape[1])))
+        if len(self.inputs) == 2:
+            return gx, gW
+        return gx, gW, sum_to_data(xp, gy, self.inputs[2]._data.shape)
 
 
 def linear(x, W, b=None):

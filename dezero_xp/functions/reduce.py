@@ -60,6 +60,12 @@ class Sum(Function):
     def backward(self, gy):
         return _expand_reduced(gy, self.x_shape, self.axis, self.keepdims)
 
+    def backward_data(self, gy):
+        xp = self.xp
+        if not self.keepdims:
+            gy = xp.reshape(gy, _shape.reduced_shape_keepdims(self.x_shape, self.axis))
+        return xp.broadcast_to(gy, self.x_shape)
+
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - DeZero's public name
     """Sum over ``axis`` (None: all axes; an int or a tuple). Same dtype as ``x`` for floats."""

@@ -13,7 +13,7 @@ import math
 import numbers
 
 from dezero_xp import _shape
-from dezero_xp.core import Function, Variable, as_variable
+from dezero_xp.core import Function, Variable, as_variable, run_forward
 
 __all__ = [
     "broadcast_to",
@@ -65,6 +65,9 @@ class Reshape(Function):
     def backward(self, gy):
         return reshape(gy, self.x_shape)
 
+    def backward_data(self, gy):
+        return self.xp.reshape(gy, self.x_shape)
+
 
 def reshape(x, shape):
     """``x`` with a new shape (one entry may be -1). Returns ``x`` itself when unchanged."""
@@ -97,6 +100,9 @@ class Transpose(Function):
 
     def backward(self, gy):
         return transpose(gy, _shape.inverse_permutation(self.axes))
+
+    def backward_data(self, gy):
+        return self.xp.permute_dims(gy, _shape.inverse_permutation(self.axes))
 
 
 def transpose(x, axes=None):
@@ -221,6 +227,9 @@ class GetItem(Function):
 
     def backward(self, gy):
         return GetItemGrad(self.key, self.x_shape)(gy)
+
+    def backward_data(self, gy):
+        return run_forward(GetItemGrad(self.key, self.x_shape), self.backend, gy)
 
 
 class GetItemGrad(Function):
@@ -383,6 +392,9 @@ class BroadcastTo(Function):
     def backward(self, gy):
         return sum_to(gy, self.x_shape)
 
+    def backward_data(self, gy):
+        return sum_to_data(self.xp, gy, self.x_shape)
+
 
 def broadcast_to(x, shape):
     """Broadcast ``x`` to ``shape``. Returns ``x`` itself when unchanged."""
@@ -394,6 +406,15 @@ def broadcast_to(x, shape):
     if lead < 0 or any(n not in (1, m) for n, m in zip(in_shape, shape[lead:])):
         raise ValueError(f"broadcast_to: cannot broadcast an input of shape {in_shape} to {shape}")
     return BroadcastTo(shape)(x)
+
+
+def sum_to_data(xp, x, shape):
+    """Array-level ``sum_to`` for ``backward_data`` fast paths (``x`` when already ``shape``)."""
+    shape = tuple(shape)
+    if tuple(x.shape) == shape:
+        return x
+    y = xp.sum(x, axis=_shape.sum_to_axes(tuple(x.shape), shape), keepdims=True)
+    return xp.reshape(y, shape) if y.ndim != len(shape) else y
 
 
 class SumTo(Function):
@@ -412,6 +433,9 @@ class SumTo(Function):
 
     def backward(self, gy):
         return broadcast_to(gy, self.x_shape)
+
+    def backward_data(self, gy):
+        return self.xp.broadcast_to(gy, self.x_shape)
 
 
 def sum_to(x, shape):
