@@ -7,6 +7,8 @@
 - ``benchmark``: pytest-benchmark over benchmarks/, JSON saved under benchmarks/results/.
 - ``lint``: ruff check and ruff format --check.
 - ``examples``: every script in examples/ with ``--smoke``.
+- ``compare``: dezero_xp vs DeZero 0.0.13, PyTorch (CPU) and a NumPy floor; see
+  benchmarks/compare/README.md.
 
 Extra arguments after ``--`` go to pytest (or to the examples): ``nox -s tests -- -k conv -x``.
 """
@@ -159,3 +161,54 @@ def examples(session: nox.Session) -> None:
     for script in scripts:
         args = [*EXAMPLE_ARGS.get(script.name, []), *session.posargs]
         session.run("python", str(script.relative_to(ROOT)), "--smoke", *args)
+
+
+# `compare`: each peer lives in its own venv beside the session's (DeZero 0.0.13 needs
+# NumPy < 1.24, which has wheels only up to Python 3.11, hence the session's Python).
+# DEZERO_PYTHON / TORCH_PYTHON name existing interpreters instead.
+COMPARE_PEERS = {
+    "dezero": ("DEZERO_PYTHON", lambda: ["numpy<1.24", "dezero==0.0.13", "threadpoolctl"]),
+    "torch": (
+        "TORCH_PYTHON",
+        lambda: [
+            *os.environ.get(TORCH_SPEC_ENV, DEFAULT_TORCH_SPEC).split(),
+            "numpy",
+            "threadpoolctl",
+        ],
+    ),
+}
+
+
+def _peer_python(session: nox.Session, name: str) -> str | None:
+    """The interpreter for peer ``name``: $<ENV>, else a venv made once beside the session's."""
+    variable, requirements = COMPARE_PEERS[name]
+    if os.environ.get(variable):
+        return os.environ[variable]
+    venv = Path(session.virtualenv.location).parent / f"compare-{name}"
+    python = venv / ("Scripts" if sys.platform == "win32" else "bin") / "python"
+    try:
+        if not python.exists():
+            session.run("python", "-m", "venv", str(venv))
+        session.run(str(python), "-m", "pip", "install", "-q", *requirements(), external=True)
+    except nox.command.CommandFailed:
+        session.warn(f"compare: could not set up {name}; it is skipped (set {variable})")
+        return None
+    return str(python)
+
+
+@nox.session(python="3.11")
+def compare(session: nox.Session) -> None:
+    """dezero_xp vs DeZero 0.0.13, PyTorch (CPU) and a NumPy floor; JSON in benchmarks/results/.
+
+    Arguments after -- go to the driver: ``nox -s compare -- --smoke`` or
+    ``-- --workloads mlp_b100,cnn_small --threads 1``.
+    """
+    session.install("-e", ".", "threadpoolctl")
+    args = []
+    for name in COMPARE_PEERS:
+        python = _peer_python(session, name)
+        args += [f"--{name}-python", python] if python else []
+    impls = ["dezero_xp", "numpy", *(n for n in COMPARE_PEERS if f"--{n}-python" in args)]
+    session.run(
+        "python", "-m", "benchmarks.compare", "--impls", ",".join(impls), *args, *session.posargs
+    )
