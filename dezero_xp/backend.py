@@ -112,7 +112,17 @@ class Backend:
     their backends are the same object, which is the whole device check of ``Function``.
     """
 
-    __slots__ = ("name", "xp", "device", "native_device", "ops", "array_type", "__weakref__")
+    __slots__ = (
+        "name",
+        "xp",
+        "device",
+        "native_device",
+        "ops",
+        "array_type",
+        "coerce",
+        "scoped",
+        "__weakref__",
+    )
 
     def __init__(self, name, xp, device, native_device, ops_factory, array_type):
         self.name = name  # library: "numpy", "cupy", "torch", "strict" (array-api-strict), ...
@@ -121,6 +131,12 @@ class Backend:
         self.native_device = native_device  # the library's own device object (or None)
         self.array_type = array_type
         self.ops = ops_factory(self)
+        # Turns what an op returned into an array of this backend (NumPy returns scalars for
+        # 0-d results): np.asarray itself on NumPy, the kernel table's asarray elsewhere.
+        self.coerce = np.asarray if xp is np else self.ops.asarray
+        # True when ops must run under ``ops.scope()`` (CuPy computes and allocates on its
+        # *current* device, so cuda:1 arrays need cuda:1 made current around every op).
+        self.scoped = False
 
     def __repr__(self) -> str:
         return f"<Backend {self}>"
@@ -229,6 +245,7 @@ def _cupy_backend(index: int) -> Backend:
         functools.partial(CupyKernels, cupy=cupy, cupyx=_import_cupyx()),
         cupy.ndarray,
     )
+    backend.scoped = True
     if cupy.ndarray not in _resolvers:
         _resolvers[cupy.ndarray] = lambda a: _cupy_backend(a.device.id)
     return backend

@@ -177,11 +177,13 @@ class Variable:
             return
         previous = Config.enable_backprop
         Config.enable_backprop = create_graph
+        engine = _backprop_variables if create_graph else _backprop_arrays
         try:
-            if create_graph:
-                _backprop_variables(self, retain_grad)
+            if self._backend.scoped:  # a graph lives on one device: one scope for the pass
+                with self._backend.ops.scope():
+                    engine(self, retain_grad)
             else:
-                _backprop_arrays(self, retain_grad)
+                engine(self, retain_grad)
         finally:
             Config.enable_backprop = previous
 
@@ -271,7 +273,7 @@ def _backprop_variables(root, retain_grad):
         gys = [None if y is None else y.grad for y in outputs]
         gxs = _as_gradient_tuple(f, f.backward(*gys))
         for x, gx in zip(f.inputs, gxs):
-            if gx is None:
+            if gx is None or type(x) is _Constant:
                 continue
             if type(gx) is not Variable or gx._backend is not x._backend:
                 _check_gradient(f, x, gx)
@@ -326,7 +328,7 @@ def _backprop_arrays(root, retain_grad):
         if type(gxs) is not tuple and type(gxs) is not list:
             gxs = (gxs,)
         for x, gx in zip(f.inputs, gxs):
-            if gx is None:
+            if gx is None or type(x) is _Constant:
                 continue
             if gx.shape != x._data.shape:
                 _raise_array_gradient_shape(f, x, gx)
@@ -352,6 +354,43 @@ def _raise_array_gradient_shape(f, x, gx):
         f"{type(f).__name__}.backward returned a gradient of shape {tuple(gx.shape)} for an "
         f"input of shape {tuple(x.shape)}"
     )
+
+
+class _Constant(Variable):
+    """A scalar operand (``2.0`` in ``2.0 * x``) as a 0-d array in the other operand's dtype.
+
+    Shared between graphs through a small cache, so the backward engines never give it a
+    gradient (nobody can ask for one: the user never held it).
+    """
+
+    __slots__ = ()
+
+
+_constants: dict = {}
+_CONSTANTS_MAX = 1024
+
+
+def _constant(value, backend, like_dtype):
+    # type(value) is part of the key: 1, 1.0 and True are equal and hash alike.
+    key = (backend, like_dtype, type(value), value)
+    try:
+        return _constants[key]
+    except (KeyError, TypeError):  # TypeError: unhashable NumPy scalar subclass, not cached
+        pass
+    c = object.__new__(_Constant)
+    c._data = scalar_as_array(value, backend, like_dtype)
+    c._backend = backend
+    c.name = None
+    c.grad = None
+    c.creator = None
+    c.generation = 0
+    if len(_constants) >= _CONSTANTS_MAX:
+        _constants.clear()
+    try:
+        _constants[key] = c
+    except TypeError:
+        pass
+    return c
 
 
 def run_forward(func, backend, *arrays):
@@ -447,49 +486,59 @@ class Function:
                 f"{type(self).__name__} instance was already called; a Function is single-use, "
                 f"create a new one (e.g. {type(self).__name__}()(x))"
             )
-        backend = None
-        for x in inputs:
-            if type(x) is Variable or isinstance(x, Variable):
-                backend = x._backend
-                ref_dtype = x._data.dtype if x._data is not None else None
-                break
-        if backend is None:
-            backend, ref_dtype = self._backend_from_raw(inputs)
-        variables = []
-        for i, x in enumerate(inputs):
-            if isinstance(x, Variable):
-                if x._data is None:
-                    raise ValueError(f"{type(self).__name__}: input {i} is a Variable with no data")
-                if x._backend is not backend:
-                    self._raise_mismatch(inputs, i, x._backend, backend)
-            else:
-                x = self._as_input(x, i, inputs, backend, ref_dtype)
-            variables.append(x)
+        first = inputs[0] if inputs else None
+        if isinstance(first, Variable) and first._data is not None:
+            # The common case, kept short: the first input is a Variable and sets the backend.
+            backend = first._backend
+            variables = [first]
+            for i in range(1, len(inputs)):
+                x = inputs[i]
+                if isinstance(x, Variable):
+                    if x._backend is not backend or x._data is None:
+                        self._check_variable_input(inputs, i, backend)
+                else:
+                    x = self._as_input(x, i, inputs, backend, first._data.dtype)
+                variables.append(x)
+        else:
+            backend, variables = self._inputs_slow_path(inputs)
 
         self.backend = backend
         self.xp = backend.xp
         try:
-            ys = self.forward(*[x._data for x in variables])
+            if backend.scoped:
+                with backend.ops.scope():
+                    ys = self.forward(*[x._data for x in variables])
+            else:
+                ys = self.forward(*[x._data for x in variables])
         except (ValueError, TypeError, IndexError, RuntimeError) as exc:  # torch: RuntimeError
             if isinstance(exc, DeviceMismatchError):
                 raise
             message = f"{type(self).__name__}: {exc} [inputs: {_describe(variables)}]"
             raise _annotated(exc, message) from exc
-        if type(ys) is not tuple:
-            ys = (ys,)
-        array_type = backend.array_type
-        outputs = [
-            wrap_array(y if type(y) is array_type else backend.ops.asarray(y), backend) for y in ys
-        ]
-
         self.inputs = variables
+        array_type = backend.array_type
+        if type(ys) is not tuple:
+            # One output (nearly every op): no lists, one weakref.
+            output = wrap_array(ys if type(ys) is array_type else backend.coerce(ys), backend)
+            if Config.enable_backprop:
+                generation = 0
+                for x in variables:
+                    if x.generation > generation:
+                        generation = x.generation
+                self.generation = generation
+                output.creator = self
+                output.generation = generation + 1
+                self.outputs = (weakref.ref(output),)
+            return output
+        outputs = [
+            wrap_array(y if type(y) is array_type else backend.coerce(y), backend) for y in ys
+        ]
         if Config.enable_backprop:
             self.generation = max([x.generation for x in variables])
-            generation = self.generation + 1
             for output in outputs:
                 output.creator = self
-                output.generation = generation
-            self.outputs = [weakref.ref(output) for output in outputs]
+                output.generation = self.generation + 1
+            self.outputs = tuple(weakref.ref(output) for output in outputs)
         return outputs if len(outputs) > 1 else outputs[0]
 
     def forward(self, *xs):
@@ -501,10 +550,34 @@ class Function:
         raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")
 
     # ------------------------------------------------------------------ input handling
-    def _backend_from_raw(self, inputs):
+    def _check_variable_input(self, inputs, i, backend):
+        x = inputs[i]
+        if x._data is None:
+            raise ValueError(f"{type(self).__name__}: input {i} is a Variable with no data")
+        self._raise_mismatch(inputs, i, x._backend, backend)
+
+    def _inputs_slow_path(self, inputs):
+        """Backend and Variables when the first input is not a Variable with data."""
+        backend = ref_dtype = None
         for i, x in enumerate(inputs):
-            if isinstance(x, Variable):  # the first Variable input holds no data
-                raise ValueError(f"{type(self).__name__}: input {i} is a Variable with no data")
+            if isinstance(x, Variable):
+                if x._data is None:
+                    raise ValueError(f"{type(self).__name__}: input {i} is a Variable with no data")
+                backend, ref_dtype = x._backend, x._data.dtype
+                break
+        if backend is None:
+            backend, ref_dtype = self._backend_from_raw(inputs)
+        variables = []
+        for i, x in enumerate(inputs):
+            if isinstance(x, Variable):
+                if x._backend is not backend or x._data is None:
+                    self._check_variable_input(inputs, i, backend)
+            else:
+                x = self._as_input(x, i, inputs, backend, ref_dtype)
+            variables.append(x)
+        return backend, variables
+
+    def _backend_from_raw(self, inputs):
         for x in inputs:
             if not is_scalar(x) and not isinstance(x, (list, tuple)) and x is not None:
                 try:
@@ -519,7 +592,7 @@ class Function:
 
     def _as_input(self, x, i, inputs, backend, ref_dtype):
         if is_scalar(x):
-            return wrap_array(scalar_as_array(x, backend, ref_dtype), backend)
+            return _constant(x, backend, ref_dtype)
         if x is None or isinstance(x, (list, tuple, str, dict)):
             raise TypeError(
                 f"{type(self).__name__}: input {i} is a {type(x).__name__}, not an array; inputs "
