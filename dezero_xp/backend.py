@@ -120,6 +120,7 @@ class Backend:
         "ops",
         "array_type",
         "coerce",
+        "value_types",
         "scoped",
         "__weakref__",
     )
@@ -134,6 +135,10 @@ class Backend:
         # Turns what an op returned into an array of this backend (NumPy returns scalars for
         # 0-d results): np.asarray itself on NumPy, the kernel table's asarray elsewhere.
         self.coerce = np.asarray if xp is np else self.ops.asarray
+        # What an op may return and keep as it is. On NumPy that includes NumPy's scalars, which
+        # its ufuncs return for 0-d inputs: arithmetic on them is ~10x faster than on 0-d arrays,
+        # so 0-d graphs stay on scalars and `Variable.data` turns them into 0-d arrays on access.
+        self.value_types = _NUMPY_VALUE_TYPES if xp is np else frozenset((array_type,))
         # True when ops must run under ``ops.scope()`` (CuPy computes and allocates on its
         # *current* device, so cuda:1 arrays need cuda:1 made current around every op).
         self.scoped = False
@@ -163,6 +168,11 @@ class Backend:
     def to_host(self, array) -> np.ndarray:
         """Copy an array of this backend to a NumPy array."""
         return self.ops.to_host(array)
+
+
+_NUMPY_VALUE_TYPES = frozenset(
+    {np.ndarray} | {t for t in set(np.sctypeDict.values()) if issubclass(t, np.generic)}
+)
 
 
 # --------------------------------------------------------------------------- registry

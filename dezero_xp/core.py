@@ -74,7 +74,11 @@ class Variable:
     @property
     def data(self):
         """The array inside (assigning another array, even from another device, is allowed)."""
-        return self._data
+        data = self._data
+        if data is not None and type(data) is not self._backend.array_type:
+            # A NumPy scalar kept by a 0-d op (see Backend.value_types): hand out a 0-d array.
+            data = self._data = self._backend.coerce(data)
+        return data
 
     @data.setter
     def data(self, value):
@@ -516,10 +520,11 @@ class Function:
             message = f"{type(self).__name__}: {exc} [inputs: {_describe(variables)}]"
             raise _annotated(exc, message) from exc
         self.inputs = variables
-        array_type = backend.array_type
         if type(ys) is not tuple:
             # One output (nearly every op): no lists, one weakref.
-            output = wrap_array(ys if type(ys) is array_type else backend.coerce(ys), backend)
+            if type(ys) not in backend.value_types:
+                ys = backend.coerce(ys)
+            output = wrap_array(ys, backend)
             if Config.enable_backprop:
                 generation = 0
                 for x in variables:
@@ -530,8 +535,9 @@ class Function:
                 output.generation = generation + 1
                 self.outputs = (weakref.ref(output),)
             return output
+        value_types = backend.value_types
         outputs = [
-            wrap_array(y if type(y) is array_type else backend.coerce(y), backend) for y in ys
+            wrap_array(y if type(y) in value_types else backend.coerce(y), backend) for y in ys
         ]
         if Config.enable_backprop:
             self.generation = max([x.generation for x in variables])
