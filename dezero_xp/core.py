@@ -318,15 +318,27 @@ def _backprop_arrays(root, retain_grad):
     counter = 1
     pop = heapq.heappop
     push = heapq.heappush
+    take = grads.pop
     while heap:
         f = pop(heap)[2]
-        outputs = [ref() for ref in f.outputs]
         # All consumers of f's outputs have run (they have higher generations): their
         # gradients are complete, so they leave `grads` now.
-        gys = [None if y is None else grads.pop(y, None) for y in outputs]
-        for y, gy in zip(outputs, gys):
-            if y is not None:
-                y.grad = wrap_array(gy, y._backend) if retain_grad and gy is not None else None
+        refs = f.outputs
+        if len(refs) == 1:  # nearly every op: no lists
+            y = refs[0]()
+            gy = take(y, None)
+            if retain_grad and gy is not None:
+                y.grad = wrap_array(gy, y._backend)
+            elif y.grad is not None:
+                y.grad = None
+            gys = (gy,)
+        else:
+            outputs = [ref() for ref in refs]
+            gys = tuple(None if y is None else take(y, None) for y in outputs)
+            for y, gy in zip(outputs, gys):
+                if y is not None:
+                    keep = retain_grad and gy is not None
+                    y.grad = wrap_array(gy, y._backend) if keep else None
         backward_data = f.backward_data
         gxs = backward_data(*gys) if backward_data is not None else _backward_on_variables(f, gys)
         if type(gxs) is not tuple and type(gxs) is not list:
@@ -348,7 +360,7 @@ def _backprop_arrays(root, retain_grad):
                 queued.add(c)
                 push(heap, (-c.generation, counter, c))
                 counter += 1
-    # What is left has no creator: the leaves (inputs, parameters, constants).
+    # What is left has no creator: the leaves (inputs, parameters).
     for x, g in grads.items():
         x.grad = wrap_array(g, x._backend)
 
@@ -597,7 +609,7 @@ class Function:
         )
 
     def _as_input(self, x, i, inputs, backend, ref_dtype):
-        if is_scalar(x):
+        if type(x) is float or type(x) is int or is_scalar(x):
             return _constant(x, backend, ref_dtype)
         if x is None or isinstance(x, (list, tuple, str, dict)):
             raise TypeError(

@@ -53,11 +53,15 @@ def _check_broadcastable(shape0, shape1):
 class _BinaryFunction(Function):
     """Two broadcasting inputs; remembers their shapes to undo broadcasting in backward."""
 
+    # Input shapes for the backward (unbroadcast). Equal shapes are the common case and need
+    # no bookkeeping: the class attributes below say "same shape".
+    x0_shape = x1_shape = ()
+
     def _remember_shapes(self, x0, x1):
-        self.x0_shape = x0.shape
-        self.x1_shape = x1.shape
         if x0.shape != x1.shape:
             _check_broadcastable(x0.shape, x1.shape)
+            self.x0_shape = x0.shape
+            self.x1_shape = x1.shape
 
     def _unbroadcast(self, gx0, gx1):
         if self.x0_shape != self.x1_shape:
