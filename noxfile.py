@@ -87,6 +87,12 @@ def tests_gpu(session: nox.Session) -> None:
     except OSError as exc:
         session.error(f"cannot run the interpreter {python!r} ({exc}); check {GPU_PYTHON_ENV}")
     message = (probe.stdout + probe.stderr).strip()
+    if probe.returncode == 2:  # a missing dependency is an error, not a machine without a GPU
+        session.error(
+            f"{python} cannot import dezero_xp: {message}. Offline, install its dependencies "
+            "from wheels: pip install --no-index --find-links wheels/ array-api-compat "
+            "array-api-strict (see the README's GPU section)"
+        )
     if probe.returncode != 0:
         session.skip(f"no usable CUDA GPU for {python}: {message}")
     session.log(message)

@@ -101,7 +101,8 @@ class Optimizer:
             hook(params)
         for param in params:
             if param.grad is not None:  # a hook (FreezeParam) may have dropped it
-                self.update_one(param)
+                with param.backend.ops.scope():  # CuPy computes on its current device
+                    self.update_one(param)
 
     def update_one(self, param):
         """Update one parameter in place from ``param.grad``."""
@@ -124,7 +125,8 @@ class Optimizer:
         data = param.data
         if slot is None or slot.ref() is not param:
             xp = backend.xp
-            arrays = {name: xp.zeros_like(data) for name in self.state_names}
+            with backend.ops.scope():  # zeros_like allocates on CuPy's current device
+                arrays = {name: xp.zeros_like(data) for name in self.state_names}
             self._slots[key] = _Slot(self._weakref(param), backend, data.dtype, arrays)
             return arrays
         if slot.backend is not backend or slot.dtype != data.dtype:
@@ -234,7 +236,8 @@ class WeightDecay:
             grad = param.grad
             if grad is None:
                 continue
-            param.grad = wrap_array(grad.data + rate * param.data, grad.backend)
+            with grad.backend.ops.scope():  # CuPy computes on its current device
+                param.grad = wrap_array(grad.data + rate * param.data, grad.backend)
 
 
 class ClipGrad:
@@ -245,6 +248,10 @@ class ClipGrad:
 
     def __call__(self, params):
         params = [p for p in params if p.grad is not None]
+        backends = {id(p.grad.backend): p.grad.backend for p in params}
+        if len(backends) == 1 and params[0].grad.backend.is_gpu:
+            self._clip_on_device(params)
+            return
         total = 0.0
         for param in params:
             g = param.grad.data
@@ -254,6 +261,20 @@ class ClipGrad:
             for param in params:
                 grad = param.grad
                 param.grad = wrap_array(grad.data * rate, grad.backend)
+
+    def _clip_on_device(self, params):
+        # On a GPU, float() of each squared norm would wait for the device once per parameter.
+        # The rate stays a 0-d device array instead and every gradient is scaled by
+        # min(rate, 1): no host round trip at all.
+        backend = params[0].grad.backend
+        xp = backend.xp
+        with backend.ops.scope():
+            total = sum(xp.sum(p.grad.data * p.grad.data) for p in params)
+            rate = xp.minimum(float(self.max_norm) / (xp.sqrt(total) + 1e-6), 1.0)
+            for param in params:
+                grad = param.grad
+                scale = xp.astype(rate, grad.data.dtype)
+                param.grad = wrap_array(grad.data * scale, grad.backend)
 
 
 class FreezeParam:

@@ -31,6 +31,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("core",),
     # Both need only backend/core: Layer.save_weights and Model.plot use them.
     ("serialization", "visualize"),
+    # Variables made on a device (creation) and shared with other libraries (interop).
+    ("creation", "interop"),
     ("functions",),
     ("layers",),
     ("models",),

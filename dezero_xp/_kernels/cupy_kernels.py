@@ -3,14 +3,28 @@
 The cupy and cupyx modules are handed in by ``dezero_xp.backend`` (the only module that imports
 cupy), so importing this file never touches CUDA.
 
-May import: numpy and dezero_xp._kernels.generic.
+Rules every kernel here keeps, because each broken one costs a synchronisation or lands data on
+the wrong GPU:
+
+- Everything runs under the table's CUDA device (:meth:`CupyKernels.scope`). CuPy allocates on
+  its *current* device, and array-api-compat's CuPy namespace ignores ``device=`` in creation
+  functions, so without the scope ``cuda:1`` would get arrays on ``cuda:0``.
+- No host values on the GPU path: index arrays and random numbers are made on the device; a
+  NumPy index array that reaches a kernel is copied over once, explicitly, before use.
+- No hidden device-to-host copies: nothing here calls ``float()``, ``int()``, ``bool()`` or
+  ``.item()`` on a device array; :meth:`CupyKernels.to_host` is the one explicit way back.
+
+May import: numpy (host arrays only) and dezero_xp._kernels.generic.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dezero_xp._kernels.generic import GenericKernels
+from dezero_xp._kernels.generic import GenericKernels, normalize_key
+
+# dtypes CuPy's RandomState draws directly; others are drawn in float32 and cast.
+_RNG_DTYPES = ("float32", "float64")
 
 
 class CupyKernels(GenericKernels):
@@ -20,59 +34,121 @@ class CupyKernels(GenericKernels):
         super().__init__(backend)
         self._cupy = cupy
         self._cupyx = cupyx
-        with self.device:
+        with self.scope():
             self._random_state = cupy.random.RandomState()
 
+    def scope(self):
+        """This device as CuPy's current device, for the duration of a ``with`` block."""
+        # The backend's one cupy.cuda.Device: re-entrant (it stacks the previous devices).
+        return self.device
+
+    # ------------------------------------------------------------------ creation / transfer
     def asarray(self, obj, dtype=None):
-        with self.device:
+        with self.scope():
             return self._cupy.asarray(obj, dtype=dtype)
 
     def from_host(self, array):
-        with self.device:
+        # The one host-to-device copy; np.asarray raises on a cupy array (no silent round trip).
+        with self.scope():
             return self._cupy.array(np.asarray(array), copy=True)
 
     def to_host(self, array):
-        return array.get()
+        # The one explicit device-to-host copy (it synchronises with the array's stream).
+        return self._cupy.asnumpy(array)
 
     def from_same_library(self, array):
-        with self.device:
+        # A device-to-device copy onto this GPU (peer copy when the GPUs allow it).
+        with self.scope():
             return self._cupy.array(array, copy=True)
 
+    # ------------------------------------------------------------------ random numbers
     def seed(self, value):
-        with self.device:
-            self._random_state = self._cupy.random.RandomState(int(value) % (2**32))
+        with self.scope():
+            self._random_state = self._cupy.random.RandomState(int(value) % (2**64))
 
     def uniform(self, shape, dtype):
-        with self.device:
-            return self._random_state.random_sample(shape, dtype=dtype)
+        with self.scope():
+            return self._draw(self._random_state.random_sample, shape, dtype)
 
     def normal(self, shape, dtype):
-        with self.device:
-            return self._random_state.standard_normal(shape, dtype=dtype)
+        with self.scope():
+            return self._draw(self._random_state.standard_normal, shape, dtype)
+
+    def _draw(self, sampler, shape, dtype):
+        name = np.dtype(dtype).name
+        if name in _RNG_DTYPES:
+            return sampler(tuple(shape), dtype=name)
+        # float16 and the like: drawn in float32 on the device, cast there.
+        return sampler(tuple(shape), dtype="float32").astype(dtype)
 
     def permutation(self, n):
-        with self.device:
-            return self._random_state.permutation(n)
+        with self.scope():
+            return self._random_state.permutation(int(n))
 
+    # ------------------------------------------------------------------ scatter-add, pad
     def scatter_add(self, target, key, values):
-        # Atomic adds: sums over repeated indices are order-dependent in the last bits.
-        with self.device:
+        key = normalize_key(key)
+        with self.scope():
+            if not _has_integer_arrays(key):
+                # Basic indexing or a mask: each element is selected at most once, so a plain
+                # in-place add is exact (and deterministic).
+                target[key] += values
+                return target
+            key = tuple(self._device_index(k) for k in key)
+            # cupyx.scatter_add uses atomic adds: where indices repeat, the order of the
+            # additions (and so the last bits of a float sum) can change from run to run.
             self._cupyx.scatter_add(target, key, values)
         return target
 
+    def _device_index(self, k):
+        """An index array of the key on this device (host arrays copied over, explicitly)."""
+        if isinstance(k, (list, np.ndarray)):
+            return self._cupy.asarray(k)
+        return k
+
     def pad(self, x, pad_width, value=0):
-        with self.device:
+        with self.scope():
             return self._cupy.pad(x, pad_width, mode="constant", constant_values=value)
 
-    # im2col/col2im: the generic KH*KW strided-slice loop, every slice and add on the GPU.
+    # ------------------------------------------------------------------ im2col / col2im
     def im2col(self, x, kernel_size, stride, pad, pad_value=0):
-        with self.device:
+        # The generic KH*KW strided slices and one stack: a handful of kernel launches, all on
+        # this GPU.
+        with self.scope():
             return super().im2col(x, kernel_size, stride, pad, pad_value)
 
     def col2im(self, col, img_shape, kernel_size, stride, pad):
-        with self.device:
-            return super().col2im(col, img_shape, kernel_size, stride, pad)
+        # KH*KW in-place slice-adds into one zero image, as NumPy's table does: one launch per
+        # kernel offset. Offsets whose windows cannot overlap what is already written (the
+        # first one; all when the stride is at least the kernel, as in pooling) are plain copies.
+        (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, pad
+        n, c, h, w = img_shape
+        oh, ow = col.shape[4], col.shape[5]
+        cupy = self._cupy
+        with self.scope():
+            img = cupy.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype)
+            overlapping = sh < kh or sw < kw
+            for j in range(kh):
+                rows = slice(j, j + sh * (oh - 1) + 1, sh)
+                for i in range(kw):
+                    view = img[:, :, rows, i : i + sw * (ow - 1) + 1 : sw]
+                    if overlapping and (j or i):
+                        cupy.add(view, col[:, :, j, i], out=view)
+                    else:
+                        view[...] = col[:, :, j, i]
+            return img[:, :, ph : ph + h, pw : pw + w]
 
     def _zeros(self, shape, dtype):
-        # Allocated under the device context (col2im holds it), no ``device=`` keyword needed.
-        return self._cupy.zeros(shape, dtype=dtype)
+        with self.scope():
+            return self._cupy.zeros(shape, dtype=dtype)
+
+
+def _has_integer_arrays(key: tuple) -> bool:
+    """True when the key holds integer index arrays (or lists), which may repeat indices."""
+    for k in key:
+        if isinstance(k, list):
+            return True
+        dtype = getattr(k, "dtype", None)
+        if dtype is not None and not isinstance(k, (int, slice)) and np.dtype(dtype).kind != "b":
+            return True
+    return False

@@ -9,12 +9,14 @@ May import: numpy (host-side RNG and host transfers) and array_api_compat.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 
 # Bound on the elements of the one-hot matrix the standard-only scatter-add builds per chunk.
 _ONE_HOT_CHUNK_ELEMENTS = 1 << 22
+_NO_SCOPE = contextlib.nullcontext()  # reusable and reentrant
 
 
 def normalize_key(key) -> tuple:
@@ -38,6 +40,15 @@ class GenericKernels:
         self.xp = backend.xp
         self.device = backend.native_device
         self._rng = np.random.default_rng()
+
+    # ------------------------------------------------------------------ device scope
+    def scope(self):
+        """A context manager under which new arrays land on this device (a no-op here).
+
+        CuPy allocates on its *current* device whatever ``device=`` says, so its table returns
+        the device's context; libraries that honour ``device=`` need nothing.
+        """
+        return _NO_SCOPE
 
     # ------------------------------------------------------------------ creation / transfer
     def asarray(self, obj, dtype=None):

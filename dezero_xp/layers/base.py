@@ -264,16 +264,21 @@ def _xp_dtype(backend, dtype):
 def make_zeros(backend, shape, dtype):
     """Zeros of ``shape`` in ``dtype`` on ``backend``'s device."""
     xp = backend.xp
-    return xp.zeros(shape, dtype=_xp_dtype(backend, dtype), device=backend.native_device)
+    with backend.ops.scope():  # CuPy allocates on its current device, whatever device= says
+        return xp.zeros(shape, dtype=_xp_dtype(backend, dtype), device=backend.native_device)
 
 
 def make_ones(backend, shape, dtype):
     """Ones of ``shape`` in ``dtype`` on ``backend``'s device."""
     xp = backend.xp
-    return xp.ones(shape, dtype=_xp_dtype(backend, dtype), device=backend.native_device)
+    with backend.ops.scope():
+        return xp.ones(shape, dtype=_xp_dtype(backend, dtype), device=backend.native_device)
 
 
 def make_normal(backend, shape, dtype, scale=1.0):
     """N(0, scale^2) samples from the backend's generator, in ``dtype``."""
     sample = backend.ops.normal(tuple(shape), _xp_dtype(backend, dtype))
-    return sample if scale == 1.0 else sample * scale
+    if scale == 1.0:
+        return sample
+    with backend.ops.scope():
+        return sample * scale

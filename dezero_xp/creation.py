@@ -1,0 +1,270 @@
+"""Variables made from scratch on a chosen device: zeros, ones, full, arange, rand, randn, tensor.
+
+Every helper takes ``device=`` (any device spec: ``None`` is the default device, ``"cpu"``,
+``"cuda:1"``, ``"auto"``, ``"strict:device1"``, ...; an unusable ``"cuda"`` falls back to the CPU
+with one ``DeviceFallbackWarning``, or raises in strict device mode) and ``dtype=`` (a name such
+as ``"float64"``, a NumPy dtype, or the backend's own dtype object). The default float dtype is
+float32; integer and boolean data keep their kind. The arrays are made directly on the device
+(random numbers by the backend's own generator, seeded by ``dezero_xp.seed``); only
+:func:`tensor` copies data that lives elsewhere, because you asked it to.
+
+Each helper returns a new leaf :class:`~dezero_xp.core.Variable`.
+
+May import: dezero_xp.backend, dezero_xp.core and dezero_xp.serialization (dtype names).
+"""
+
+from __future__ import annotations
+
+import operator
+
+from dezero_xp.backend import backend_of, get_backend, is_array, is_scalar, transfer
+from dezero_xp.core import Variable, wrap_array
+from dezero_xp.serialization import dtype_name
+
+__all__ = [
+    "DEFAULT_FLOAT",
+    "arange",
+    "full",
+    "full_like",
+    "ones",
+    "ones_like",
+    "rand",
+    "randn",
+    "tensor",
+    "zeros",
+    "zeros_like",
+]
+
+DEFAULT_FLOAT = "float32"
+_DEFAULT_COMPLEX = "complex64"
+_KINDS = ("bool", "integral", "real floating", "complex floating")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _shape(where: str, shape) -> tuple[int, ...]:
+    """``(2, 3)`` from ``(2, 3)``, ``((2, 3),)``, ``([2, 3],)`` or ``(5,)``; checked."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    try:
+        dims = tuple(operator.index(n) for n in shape)
+    except TypeError:
+        raise TypeError(
+            f"{where}: the shape must be ints, e.g. {where}(2, 3) or {where}((2, 3)); got {shape!r}"
+        ) from None
+    if any(n < 0 for n in dims):
+        raise ValueError(f"{where}: negative dimension in shape {dims}")
+    return dims
+
+
+def _dtype(where: str, backend, dtype, default=DEFAULT_FLOAT):
+    """The backend's dtype object for ``dtype`` (None means ``default``)."""
+    name = dtype_name(default if dtype is None else dtype)
+    found = getattr(backend.xp, name, None)
+    try:
+        valid = found is not None and backend.xp.isdtype(found, _KINDS)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise TypeError(f"{where}: {dtype!r} is not a dtype of {backend}")
+    return found
+
+
+def _require_floating(where: str, backend, dtype) -> None:
+    if not backend.xp.isdtype(dtype, "real floating"):
+        raise TypeError(
+            f"{where}: random samples need a real floating dtype, got {dtype_name(dtype)}; "
+            f"pass dtype='float32' or 'float64'"
+        )
+
+
+def _new(array, backend, name):
+    """A fresh leaf Variable around an array known to be on ``backend``."""
+    v = wrap_array(array, backend)
+    v.name = name
+    return v
+
+
+def _source(where: str, x):
+    """``(array, backend)`` of a Variable or an array argument of a ``*_like`` helper."""
+    data = x.data if isinstance(x, Variable) else x
+    if data is None or not is_array(data):
+        raise TypeError(f"{where}: expected a Variable or an array, got {type(x).__name__}")
+    return data, backend_of(data)
+
+
+# --------------------------------------------------------------------------- constant fills
+
+
+def zeros(*shape, dtype=None, device=None, name=None) -> Variable:
+    """Zeros of ``shape`` (``zeros(2, 3)`` or ``zeros((2, 3))``) in ``dtype`` (float32)."""
+    return full(_shape("zeros", shape), 0, dtype=dtype, device=device, name=name)
+
+
+def ones(*shape, dtype=None, device=None, name=None) -> Variable:
+    """Ones of ``shape`` (``ones(2, 3)`` or ``ones((2, 3))``) in ``dtype`` (float32)."""
+    return full(_shape("ones", shape), 1, dtype=dtype, device=device, name=name)
+
+
+def full(shape, fill_value, *, dtype=None, device=None, name=None) -> Variable:
+    """``fill_value`` everywhere in an array of ``shape``, in ``dtype`` (float32 by default)."""
+    if not is_scalar(fill_value):
+        raise TypeError(f"full: fill_value must be a number, got {type(fill_value).__name__}")
+    dims = _shape("full", shape if isinstance(shape, (tuple, list)) else (shape,))
+    backend = get_backend(device)
+    xp_dtype = _dtype("full", backend, dtype)
+    with backend.ops.scope():
+        array = backend.xp.full(dims, fill_value, dtype=xp_dtype, device=backend.native_device)
+    return _new(array, backend, name)
+
+
+def _like(where, x, fill_value, dtype, device, name) -> Variable:
+    data, source = _source(where, x)
+    backend = source if device is None else get_backend(device)
+    xp_dtype = _dtype(where, backend, data.dtype if dtype is None else dtype)
+    with backend.ops.scope():
+        array = backend.xp.full(
+            tuple(data.shape), fill_value, dtype=xp_dtype, device=backend.native_device
+        )
+    return _new(array, backend, name)
+
+
+def zeros_like(x, *, dtype=None, device=None, name=None) -> Variable:
+    """Zeros with the shape of ``x`` (Variable or array); its dtype and device unless given."""
+    return _like("zeros_like", x, 0, dtype, device, name)
+
+
+def ones_like(x, *, dtype=None, device=None, name=None) -> Variable:
+    """Ones with the shape of ``x`` (Variable or array); its dtype and device unless given."""
+    return _like("ones_like", x, 1, dtype, device, name)
+
+
+def full_like(x, fill_value, *, dtype=None, device=None, name=None) -> Variable:
+    """``fill_value`` with the shape of ``x``; its dtype and device unless given."""
+    if not is_scalar(fill_value):
+        raise TypeError(f"full_like: fill_value must be a number, got {type(fill_value).__name__}")
+    return _like("full_like", x, fill_value, dtype, device, name)
+
+
+def arange(start, stop=None, step=1, *, dtype=None, device=None, name=None) -> Variable:
+    """``start, start + step, ...`` below ``stop`` (``arange(n)`` is ``0 .. n-1``).
+
+    The dtype is int64 when every bound is an integer, float32 otherwise, unless given.
+    """
+    bounds = [b for b in (start, stop, step) if b is not None]
+    for b in bounds:
+        if not is_scalar(b) or isinstance(b, (bool, complex)):
+            raise TypeError(f"arange: bounds must be real numbers, got {b!r}")
+    if step == 0:
+        raise ValueError("arange: step must not be zero")
+    integral = all(_int_or_none(b) is not None for b in bounds)
+    backend = get_backend(device)
+    xp_dtype = _dtype("arange", backend, dtype, default="int64" if integral else DEFAULT_FLOAT)
+    if stop is None:
+        start, stop = 0, start
+    with backend.ops.scope():
+        array = backend.xp.arange(start, stop, step, dtype=xp_dtype, device=backend.native_device)
+    return _new(array, backend, name)
+
+
+def _int_or_none(value):
+    """``operator.index(value)`` for integers (Python or NumPy), None for anything else."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+# --------------------------------------------------------------------------- random
+
+
+def rand(*shape, dtype=None, device=None, name=None) -> Variable:
+    """Samples of U[0, 1) from the device's own generator (seeded by ``dezero_xp.seed``)."""
+    dims = _shape("rand", shape)
+    backend = get_backend(device)
+    xp_dtype = _dtype("rand", backend, dtype)
+    _require_floating("rand", backend, xp_dtype)
+    return _new(backend.ops.uniform(dims, xp_dtype), backend, name)
+
+
+def randn(*shape, dtype=None, device=None, name=None) -> Variable:
+    """Samples of N(0, 1) from the device's own generator (seeded by ``dezero_xp.seed``)."""
+    dims = _shape("randn", shape)
+    backend = get_backend(device)
+    xp_dtype = _dtype("randn", backend, dtype)
+    _require_floating("randn", backend, xp_dtype)
+    return _new(backend.ops.normal(dims, xp_dtype), backend, name)
+
+
+# --------------------------------------------------------------------------- from data
+
+
+def tensor(data, dtype=None, device=None, name=None) -> Variable:
+    """A new Variable holding a copy of ``data``, on ``device``, in ``dtype``.
+
+    ``data`` is a Python number, a nested list/tuple of numbers, an array of any supported
+    library or a Variable (its data is copied; the result is a new leaf, not linked to it).
+
+    - ``device=None``: arrays and Variables stay on their device; Python data goes to the
+      default device. Another device copies the data there (explicitly: you asked for it).
+    - ``dtype=None``: arrays keep their dtype; Python floats become float32 (complex numbers
+      complex64), Python ints the library's default integer (int64), bools bool.
+
+    Always a copy: writing into the result never changes ``data`` (use
+    ``Variable(array)`` to wrap an array without copying).
+    """
+    if isinstance(data, Variable):
+        data = data.data
+        if data is None:
+            raise TypeError("tensor: the Variable holds no data")
+    if is_array(data):
+        return _tensor_from_array(data, dtype, device, name)
+    if isinstance(data, (str, bytes, dict, set)) or data is None:
+        raise TypeError(
+            f"tensor: expected numbers, a nested list of numbers, an array or a Variable; got "
+            f"{type(data).__name__}"
+        )
+    backend = get_backend(device)
+    if is_scalar(data) and hasattr(data, "dtype"):
+        # A NumPy scalar: a host array with the scalar's own dtype.
+        return _tensor_from_array(get_backend("cpu").asarray(data), dtype, backend, name)
+    xp = backend.xp
+    try:
+        if dtype is not None:
+            array = backend.asarray(data, _dtype("tensor", backend, dtype))
+        else:
+            array = backend.asarray(data)
+            if xp.isdtype(array.dtype, "real floating"):
+                array = _astype(backend, array, _dtype("tensor", backend, DEFAULT_FLOAT))
+            elif xp.isdtype(array.dtype, "complex floating"):
+                array = _astype(backend, array, _dtype("tensor", backend, _DEFAULT_COMPLEX))
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"tensor: cannot make an array of {data!r:.60} ({exc})") from exc
+    return _new(array, backend, name)
+
+
+def _astype(backend, array, xp_dtype):
+    if array.dtype == xp_dtype:
+        return array
+    with backend.ops.scope():
+        return backend.xp.astype(array, xp_dtype)
+
+
+def _tensor_from_array(array, dtype, device, name) -> Variable:
+    source = backend_of(array)
+    backend = source if device is None else get_backend(device)
+    if backend is not source:
+        array = transfer(array, backend)  # a new array on the target device
+        copied = True
+    else:
+        copied = False
+    xp = backend.xp
+    with backend.ops.scope():
+        if dtype is not None:
+            xp_dtype = _dtype("tensor", backend, dtype)
+            if array.dtype != xp_dtype:
+                return _new(xp.astype(array, xp_dtype), backend, name)
+        if not copied:
+            array = xp.asarray(array, copy=True)
+    return _new(array, backend, name)
