@@ -40,19 +40,31 @@ __all__ = [
     "Model",
     "Parameter",
     "Variable",
+    "arange",
     "as_array",
     "as_variable",
     "cuda_available",
+    "from_dlpack",
+    "full",
+    "full_like",
     "get_array_module",
     "get_backend",
     "get_default_device",
     "no_grad",
+    "ones",
+    "ones_like",
+    "rand",
+    "randn",
     "seed",
     "set_default_device",
     "set_strict_devices",
     "setup_variable",
+    "tensor",
     "test_mode",
+    "to_dlpack",
     "using_config",
+    "zeros",
+    "zeros_like",
 ]
 
 
@@ -101,17 +113,32 @@ setup_variable()
 
 # DeZero's package layout: dz.layers, dz.optimizers, ... and the classes it exports at the top.
 from dezero_xp import (  # noqa: E402, F401 - after setup_variable(), as DeZero does
+    creation,
     cuda,
     dataloaders,
     datasets,
     functions,
+    interop,
     layers,
     models,
     optimizers,
     transforms,
     utils,
 )
+from dezero_xp.creation import (  # noqa: E402
+    arange,
+    full,
+    full_like,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from dezero_xp.dataloaders import DataLoader  # noqa: E402
 from dezero_xp.datasets import Dataset  # noqa: E402
+from dezero_xp.interop import from_dlpack, to_dlpack  # noqa: E402
 from dezero_xp.layers import Layer  # noqa: E402
 from dezero_xp.models import Model  # noqa: E402

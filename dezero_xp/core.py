@@ -134,6 +134,13 @@ class Variable:
             return f"variable({body})"
         return f"variable({body}, device='{backend}')"
 
+    # DLPack export of the data: torch.from_dlpack(v) / numpy.from_dlpack(v) share its memory.
+    def __dlpack__(self, *args, **kwargs):
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
     # ------------------------------------------------------------------ graph bookkeeping
     def set_creator(self, func):
         """Record ``func`` as the Function that produced this Variable."""

@@ -75,12 +75,12 @@ class Sequential(Model):
 class MLP(Model):
     """Fully connected layers of the given output sizes with ``activation`` between them."""
 
-    def __init__(self, fc_output_sizes, activation=F.sigmoid):
-        super().__init__()
+    def __init__(self, fc_output_sizes, activation=F.sigmoid, dtype="float32", device=None):
+        super().__init__(device=device)
         self.activation = activation
         self.layers = []
         for i, out_size in enumerate(fc_output_sizes):
-            layer = L.Linear(out_size)
+            layer = L.Linear(out_size, dtype=dtype, device=device)
             setattr(self, "l" + str(i), layer)
             self.layers.append(layer)
 

@@ -196,3 +196,11 @@ def test_to_dlpack_errors():
         interop.to_dlpack(dz.Variable(None))
     with pytest.raises(TypeError, match="expected a Variable or an array"):
         interop.to_dlpack([1, 2])
+
+
+def test_variable_speaks_dlpack_and_shares_memory():
+    v = dz.Variable(np.arange(3.0))
+    shared = np.from_dlpack(v)
+    shared[0] = 7.0
+    assert v.data[0] == 7.0
+    assert v.__dlpack_device__() == v.data.__dlpack_device__()

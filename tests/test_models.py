@@ -206,3 +206,12 @@ def test_vgg16_preprocess():
     # BGR order with ImageNet means subtracted: channel 2 is red
     np.testing.assert_allclose(out[2], 200 - 123.68, rtol=1e-6)
     np.testing.assert_allclose(out[0], -103.939, rtol=1e-6)
+
+
+def test_mlp_creates_its_parameters_on_the_requested_device(xb):
+    model = dz.models.MLP((4, 2), activation=F.relu, device=xb.backend)
+    assert all(p.backend is xb.backend for p in model.params() if p.data is not None)
+    y = model(xb.variable(np.ones((3, 5), dtype=np.float32)))
+    assert y.backend is xb.backend and y.shape == (3, 2)
+    assert all(p.backend is xb.backend for p in model.params())
+    assert model.l0.W.dtype == xb.dtype("float32")
