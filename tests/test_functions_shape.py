@@ -388,3 +388,20 @@ def test_broadcast_to_and_sum_to_incompatible(xb):
         F.sum_to(x, (4,))
     with _raises(ValueError, "sum_to", "(2, 3)", "(1, 2, 3)"):
         F.sum_to(x, (1, 2, 3))
+
+
+def test_host_index_arrays_are_copied_to_the_inputs_device(xb):
+    x = xb.variable(np.arange(6.0).reshape(3, 2))
+    y = x[np.array([0, 2, 2])]
+    y.sum().backward()
+    assert y.backend is xb.backend
+    np.testing.assert_array_equal(xb.numpy(x.grad), [[1.0, 1.0], [0.0, 0.0], [2.0, 2.0]])
+
+
+def test_index_array_on_another_device_is_an_error():
+    import array_api_strict as strict
+
+    x = dz.Variable(strict.asarray(np.arange(6.0), device=strict.Device("device1")))
+    index = strict.asarray([0, 1])  # default device, not device1
+    with pytest.raises(dz.DeviceMismatchError, match="get_item"):
+        x[index]

@@ -13,6 +13,7 @@ import math
 import numbers
 
 from dezero_xp import _shape
+from dezero_xp.backend import DeviceMismatchError, backend_of
 from dezero_xp.core import Function, Variable, as_variable, run_forward
 
 __all__ = [
@@ -158,6 +159,20 @@ class _Key:
         return f"_Key({self.key!r}, take_axis={self.take_axis})"
 
 
+def _index_on(backend, index):
+    """An index array for an input of ``backend``: host (NumPy) indices are copied over like
+    lists are; an index on another device is an error, never a silent copy."""
+    owner = backend_of(index)
+    if owner is backend:
+        return index
+    if owner.name == "numpy":
+        return backend.from_host(index)
+    raise DeviceMismatchError(
+        f"get_item: the index array is on {owner} but the indexed input is on {backend}; "
+        f"pass a host (NumPy) index, or move it first: dz.Variable(index, device='{backend}')"
+    )
+
+
 def _prepare_key(key, backend, ndim: int) -> _Key:
     """Normalize ``key`` for an input of ``backend`` with ``ndim`` axes.
 
@@ -180,6 +195,7 @@ def _prepare_key(key, backend, ndim: int) -> _Key:
         elif isinstance(k, numbers.Integral) and kind is not bool:
             k = int(k)  # NumPy integer scalars
         if hasattr(k, "shape") and hasattr(k, "dtype"):
+            k = _index_on(backend, k)
             arrays.append(len(prepared))
         prepared.append(k)
     if not arrays:
