@@ -229,6 +229,9 @@ class Parameter(Variable):
     __slots__ = ()
 
 
+_new_object = object.__new__
+
+
 def wrap_array(data, backend):
     """A fresh Variable around an array known to belong to ``backend`` (no checks; hot path).
 
@@ -513,26 +516,33 @@ class Function:
         if isinstance(first, Variable) and first._data is not None:
             # The common case, kept short: the first input is a Variable and sets the backend.
             backend = first._backend
-            variables = [first]
-            for i in range(1, len(inputs)):
-                x = inputs[i]
-                if isinstance(x, Variable):
-                    if x._backend is not backend or x._data is None:
-                        self._check_variable_input(inputs, i, backend)
-                else:
-                    x = self._as_input(x, i, inputs, backend, first._data.dtype)
-                variables.append(x)
+            if len(inputs) == 1:
+                variables = inputs
+                arrays = (first._data,)
+            else:
+                variables = [first]
+                arrays = [first._data]
+                for i in range(1, len(inputs)):
+                    x = inputs[i]
+                    if isinstance(x, Variable):
+                        if x._backend is not backend or x._data is None:
+                            self._check_variable_input(inputs, i, backend)
+                    else:
+                        x = self._as_input(x, i, inputs, backend, first._data.dtype)
+                    variables.append(x)
+                    arrays.append(x._data)
         else:
             backend, variables = self._inputs_slow_path(inputs)
+            arrays = [x._data for x in variables]
 
         self.backend = backend
         self.xp = backend.xp
         try:
             if backend.scoped:
                 with backend.ops.scope():
-                    ys = self.forward(*[x._data for x in variables])
+                    ys = self.forward(*arrays)
             else:
-                ys = self.forward(*[x._data for x in variables])
+                ys = self.forward(*arrays)
         except (ValueError, TypeError, IndexError, RuntimeError) as exc:  # torch: RuntimeError
             if isinstance(exc, DeviceMismatchError):
                 raise
@@ -540,10 +550,14 @@ class Function:
             raise _annotated(exc, message) from exc
         self.inputs = variables
         if type(ys) is not tuple:
-            # One output (nearly every op): no lists, one weakref.
+            # One output (nearly every op): no lists, one weakref; wrap_array inlined.
             if type(ys) not in backend.value_types:
                 ys = backend.coerce(ys)
-            output = wrap_array(ys, backend)
+            output = _new_object(Variable)
+            output._data = ys
+            output._backend = backend
+            output.name = None
+            output.grad = None
             if Config.enable_backprop:
                 generation = 0
                 for x in variables:
@@ -553,6 +567,9 @@ class Function:
                 output.creator = self
                 output.generation = generation + 1
                 self.outputs = (weakref.ref(output),)
+            else:
+                output.creator = None
+                output.generation = 0
             return output
         value_types = backend.value_types
         outputs = [
