@@ -322,15 +322,14 @@ def _backward_on_variables(f, gys):
 def _backprop_arrays(root, retain_grad):
     # grads: Variable -> accumulated gradient array of the Variables not yet finished.
     grads = {root: _seed_gradient(root)._data}
-    creator = root.creator
-    heap = [(-creator.generation, 0, creator)]
-    queued = {creator}
-    counter = 1
+    heap = []
+    queued = {root.creator}
+    counter = 0
     pop = heapq.heappop
     push = heapq.heappush
     take = grads.pop
-    while heap:
-        f = pop(heap)[2]
+    f = root.creator
+    while f is not None:
         # All consumers of f's outputs have run (they have higher generations): their
         # gradients are complete, so they leave `grads` now.
         refs = f.outputs
@@ -353,6 +352,7 @@ def _backprop_arrays(root, retain_grad):
         gxs = backward_data(*gys) if backward_data is not None else _backward_on_variables(f, gys)
         if type(gxs) is not tuple and type(gxs) is not list:
             gxs = (gxs,)
+        following = None  # a creator found now that may run next without the heap
         for x, gx in zip(f.inputs, gxs):
             if gx is None or type(x) is _Constant:
                 continue
@@ -368,8 +368,20 @@ def _backprop_arrays(root, retain_grad):
             c = x.creator
             if c is not None and c not in queued:
                 queued.add(c)
-                push(heap, (-c.generation, counter, c))
-                counter += 1
+                if following is None:
+                    following = c
+                else:
+                    push(heap, (-c.generation, counter, c))
+                    counter += 1
+        # A chain (one new creator, nothing else waiting) skips the heap; otherwise the newest
+        # generation goes first.
+        if following is not None:
+            if not heap:
+                f = following
+                continue
+            push(heap, (-following.generation, counter, following))
+            counter += 1
+        f = pop(heap)[2] if heap else None
     # What is left has no creator: the leaves (inputs, parameters).
     for x, g in grads.items():
         x.grad = wrap_array(g, x._backend)
