@@ -540,7 +540,16 @@ class Function:
                         if x._backend is not backend or x._data is None:
                             self._check_variable_input(inputs, i, backend)
                     else:
-                        x = self._as_input(x, i, inputs, backend, first._data.dtype)
+                        kind = type(x)
+                        # A cached scalar constant (see _constant), looked up inline.
+                        cached = (
+                            _constants.get((backend, first._data.dtype, kind, x))
+                            if kind is float or kind is int
+                            else None
+                        )
+                        if cached is None:
+                            cached = self._as_input(x, i, inputs, backend, first._data.dtype)
+                        x = cached
                     variables.append(x)
                     arrays.append(x._data)
         else:

@@ -50,18 +50,21 @@ def _check_broadcastable(shape0, shape1):
             )
 
 
+_SAME_SHAPE = None  # class default of x0_shape/x1_shape: the two inputs have equal shapes
+
+
 class _BinaryFunction(Function):
     """Two broadcasting inputs; remembers their shapes to undo broadcasting in backward."""
 
     # Input shapes for the backward (unbroadcast). Equal shapes are the common case and need
     # no bookkeeping: the class attributes below say "same shape".
-    x0_shape = x1_shape = ()
+    x0_shape = x1_shape = _SAME_SHAPE
 
     def _remember_shapes(self, x0, x1):
-        if x0.shape != x1.shape:
-            _check_broadcastable(x0.shape, x1.shape)
-            self.x0_shape = x0.shape
-            self.x1_shape = x1.shape
+        """Called by forward when the shapes differ (equal shapes need no bookkeeping)."""
+        _check_broadcastable(x0.shape, x1.shape)
+        self.x0_shape = x0.shape
+        self.x1_shape = x1.shape
 
     def _unbroadcast(self, gx0, gx1):
         if self.x0_shape != self.x1_shape:
@@ -70,15 +73,15 @@ class _BinaryFunction(Function):
         return gx0, gx1
 
     def _unbroadcast_data(self, gx0, gx1):
-        if self.x0_shape != self.x1_shape:
-            gx0 = sum_to_data(self.xp, gx0, self.x0_shape)
-            gx1 = sum_to_data(self.xp, gx1, self.x1_shape)
-        return gx0, gx1
+        if self.x0_shape is _SAME_SHAPE:
+            return gx0, gx1
+        return sum_to_data(self.xp, gx0, self.x0_shape), sum_to_data(self.xp, gx1, self.x1_shape)
 
 
 class Add(_BinaryFunction):
     def forward(self, x0, x1):
-        self._remember_shapes(x0, x1)
+        if x0.shape != x1.shape:
+            self._remember_shapes(x0, x1)
         return x0 + x1
 
     def backward(self, gy):
@@ -95,7 +98,8 @@ def add(x0, x1):
 
 class Sub(_BinaryFunction):
     def forward(self, x0, x1):
-        self._remember_shapes(x0, x1)
+        if x0.shape != x1.shape:
+            self._remember_shapes(x0, x1)
         return x0 - x1
 
     def backward(self, gy):
@@ -117,7 +121,8 @@ def rsub(x0, x1):
 
 class Mul(_BinaryFunction):
     def forward(self, x0, x1):
-        self._remember_shapes(x0, x1)
+        if x0.shape != x1.shape:
+            self._remember_shapes(x0, x1)
         return x0 * x1
 
     def backward(self, gy):
@@ -136,7 +141,8 @@ def mul(x0, x1):
 
 class Div(_BinaryFunction):
     def forward(self, x0, x1):
-        self._remember_shapes(x0, x1)
+        if x0.shape != x1.shape:
+            self._remember_shapes(x0, x1)
         return x0 / x1
 
     def backward(self, gy):
@@ -203,7 +209,8 @@ class PowVar(_BinaryFunction):
     """``x0 ** x1`` where the exponent is itself an array or Variable."""
 
     def forward(self, x0, x1):
-        self._remember_shapes(x0, x1)
+        if x0.shape != x1.shape:
+            self._remember_shapes(x0, x1)
         return x0**x1
 
     def backward(self, gy):
@@ -408,7 +415,8 @@ class Maximum(_Extremum):
         return a > b
 
     def forward(self, x0, x1):
-        self._remember_shapes(x0, x1)
+        if x0.shape != x1.shape:
+            self._remember_shapes(x0, x1)
         return self.xp.maximum(x0, x1)
 
 
@@ -418,7 +426,8 @@ class Minimum(_Extremum):
         return a < b
 
     def forward(self, x0, x1):
-        self._remember_shapes(x0, x1)
+        if x0.shape != x1.shape:
+            self._remember_shapes(x0, x1)
         return self.xp.minimum(x0, x1)
 
 
