@@ -328,6 +328,8 @@ def _backprop_arrays(root, retain_grad):
     pop = heapq.heappop
     push = heapq.heappush
     take = grads.pop
+    # Variables whose entry in `grads` is a sum this loop allocated: safe to add into in place.
+    owned = set()
     f = root.creator
     while f is not None:
         # All consumers of f's outputs have run (they have higher generations): their
@@ -336,6 +338,8 @@ def _backprop_arrays(root, retain_grad):
         if len(refs) == 1:  # nearly every op: no lists
             y = refs[0]()
             gy = take(y, None)
+            if owned:
+                owned.discard(y)
             if retain_grad and gy is not None:
                 y.grad = wrap_array(gy, y._backend)
             elif y.grad is not None:
@@ -344,6 +348,7 @@ def _backprop_arrays(root, retain_grad):
         else:
             outputs = [ref() for ref in refs]
             gys = tuple(None if y is None else take(y, None) for y in outputs)
+            owned.difference_update(outputs)
             for y, gy in zip(outputs, gys):
                 if y is not None:
                     keep = retain_grad and gy is not None
@@ -362,9 +367,17 @@ def _backprop_arrays(root, retain_grad):
             if accumulated is None:
                 # DeZero semantics: a gradient left from an earlier backward call adds up.
                 previous = x.grad
-                grads[x] = gx if previous is None else previous._data + gx
+                if previous is None:
+                    grads[x] = gx  # may be shared (Add hands one array to both inputs)
+                else:
+                    grads[x] = previous._data + gx
+                    owned.add(x)
+            elif x in owned and accumulated.dtype == gx.dtype:
+                accumulated += gx  # our own sum, referenced nowhere else: add in place
+                grads[x] = accumulated
             else:
                 grads[x] = accumulated + gx
+                owned.add(x)
             c = x.creator
             if c is not None and c not in queued:
                 queued.add(c)

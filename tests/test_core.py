@@ -875,3 +875,22 @@ def test_wrap_array_makes_a_constant(xb):
     (x * c).backward()
     np.testing.assert_array_equal(host(x.grad), [1.0, 2.0])
     assert c.grad is not None  # a leaf still receives its gradient
+
+
+def test_fan_out_gradients_accumulate_exactly_on_both_backward_paths(xb):
+    """Several gradients into one Variable, one of them an array Add hands to two inputs:
+    the first-order loop (which adds into its own sums in place) matches the Variable loop."""
+    host = np.array([0.5, -1.5, 2.0])
+
+    def grads(create_graph):
+        x = xb.variable(host)
+        a = x * 2.0
+        shared = a + a  # Add's backward passes one gradient array to both of its inputs
+        y = shared * x + x * 3.0 + x * x + dz.functions.sin(x)
+        y.sum().backward(create_graph=create_graph)
+        return xb.numpy(x.grad)
+
+    expected = 4 * 2 * host + 4 * host + 3.0 + 2 * host + np.cos(host)
+    np.testing.assert_allclose(grads(False), expected, rtol=1e-12)
+    np.testing.assert_allclose(grads(True), expected, rtol=1e-12)
+    np.testing.assert_array_equal(grads(False), grads(False))  # nothing left mutated between runs

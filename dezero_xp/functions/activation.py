@@ -36,7 +36,11 @@ class Sigmoid(Function):
 
     def backward_data(self, gy):
         y = self.outputs[0]()._data
-        return gy * y * (1 - y)
+        g = y * -1  # then in place: (1 - y) * y * gy, one new array
+        g += 1
+        g *= y
+        g *= gy
+        return g
 
 
 def sigmoid(x):
@@ -60,7 +64,7 @@ class ReLU(Function):
         return gy * wrap_array(mask, self.backend)
 
     def backward_data(self, gy):
-        return gy * self.xp.astype(self.inputs[0]._data > 0, gy.dtype)
+        return self.xp.where(self.inputs[0]._data > 0, gy, 0.0)
 
 
 def relu(x):

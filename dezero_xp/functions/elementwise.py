@@ -198,8 +198,16 @@ class PowConst(Function):
         return gy * (c * x ** (c - 1))
 
     def backward_data(self, gy):
+        # One new array, then in-place updates of it (it is ours alone): less memory traffic.
         c = self.c
-        return gy * (c * self.inputs[0]._data ** (c - 1))
+        x = self.inputs[0]._data
+        if c == 2:
+            g = x * 2
+        else:
+            g = x ** (c - 1)
+            g *= c
+        g *= gy
+        return g
 
 
 Pow = PowConst  # DeZero's class name
@@ -275,7 +283,9 @@ class Sin(Function):
         return gy * cos(x)
 
     def backward_data(self, gy):
-        return gy * self.xp.cos(self.inputs[0]._data)
+        g = self.xp.cos(self.inputs[0]._data)
+        g *= gy
+        return g
 
 
 def sin(x):
@@ -292,7 +302,10 @@ class Cos(Function):
         return gy * -sin(x)
 
     def backward_data(self, gy):
-        return gy * -self.xp.sin(self.inputs[0]._data)
+        g = self.xp.sin(self.inputs[0]._data)
+        g *= -1
+        g *= gy
+        return g
 
 
 def cos(x):
@@ -310,7 +323,11 @@ class Tanh(Function):
 
     def backward_data(self, gy):
         y = self.outputs[0]()._data
-        return gy * (1 - y * y)
+        g = y * y  # then in place: 1 - y^2, times gy (same rounding as the Variable path)
+        g *= -1
+        g += 1
+        g *= gy
+        return g
 
 
 def tanh(x):
@@ -327,7 +344,9 @@ class Sqrt(Function):
         return gy / (2 * y)  # d sqrt(x) = 1 / (2 sqrt(x))
 
     def backward_data(self, gy):
-        return gy / (2 * self.outputs[0]()._data)
+        g = gy / self.outputs[0]()._data
+        g *= 0.5  # exact: the same value as gy / (2 y)
+        return g
 
 
 def sqrt(x):
@@ -344,7 +363,9 @@ class Square(Function):
         return gy * (2 * x)
 
     def backward_data(self, gy):
-        return gy * (2 * self.inputs[0]._data)
+        g = self.inputs[0]._data * 2
+        g *= gy
+        return g
 
 
 def square(x):
