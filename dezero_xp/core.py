@@ -37,6 +37,7 @@ __all__ = [
     "Variable",
     "as_array",
     "as_variable",
+    "needs_grad",
     "run_forward",
     "wrap_array",
 ]
@@ -408,13 +409,35 @@ def _raise_array_gradient_shape(f, x, gx):
 
 
 class _Constant(Variable):
-    """A scalar operand (``2.0`` in ``2.0 * x``) as a 0-d array in the other operand's dtype.
+    """An operand the user did not give as a Variable: a scalar (``2.0`` in ``2.0 * x``, as a
+    0-d array in the other operand's dtype) or a raw array (a batch of data, labels).
 
-    Shared between graphs through a small cache, so the backward engines never give it a
-    gradient (nobody can ask for one: the user never held it).
+    Nobody can ask for its gradient (the user never held this Variable), so the backward
+    engines give it none, and ops may skip computing it (:func:`needs_grad`). Scalar constants
+    are shared between graphs through a small cache.
     """
 
     __slots__ = ()
+
+
+def needs_grad(variable) -> bool:
+    """False for the inputs whose gradient nobody can observe (scalars, raw arrays).
+
+    ``backward_data`` fast paths use it to skip work, e.g. the input-data gradient of the first
+    layer when the batch was passed as a plain array.
+    """
+    return type(variable) is not _Constant
+
+
+def _wrap_constant(data, backend):
+    c = object.__new__(_Constant)
+    c._data = data
+    c._backend = backend
+    c.name = None
+    c.grad = None
+    c.creator = None
+    c.generation = 0
+    return c
 
 
 _constants: dict = {}
@@ -428,13 +451,7 @@ def _constant(value, backend, like_dtype):
         return _constants[key]
     except (KeyError, TypeError):  # TypeError: unhashable NumPy scalar subclass, not cached
         pass
-    c = object.__new__(_Constant)
-    c._data = scalar_as_array(value, backend, like_dtype)
-    c._backend = backend
-    c.name = None
-    c.grad = None
-    c.creator = None
-    c.generation = 0
+    c = _wrap_constant(scalar_as_array(value, backend, like_dtype), backend)
     if len(_constants) >= _CONSTANTS_MAX:
         _constants.clear()
     try:
@@ -680,7 +697,7 @@ class Function:
             raise TypeError(f"{type(self).__name__}: input {i}: {exc}") from None
         if x_backend is not backend:
             self._raise_mismatch(inputs, i, x_backend, backend)
-        return wrap_array(data, backend)
+        return _wrap_constant(data, backend)
 
     def _raise_mismatch(self, inputs, i, found, expected):
         raise DeviceMismatchError(

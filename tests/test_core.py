@@ -894,3 +894,21 @@ def test_fan_out_gradients_accumulate_exactly_on_both_backward_paths(xb):
     np.testing.assert_allclose(grads(False), expected, rtol=1e-12)
     np.testing.assert_allclose(grads(True), expected, rtol=1e-12)
     np.testing.assert_array_equal(grads(False), grads(False))  # nothing left mutated between runs
+
+
+def test_plain_array_inputs_are_constants_without_gradients(xb):
+    """A batch passed as a plain array (as DataLoader yields it) gets no gradient, so the
+    first-order path skips computing it; Variables given by the user still get theirs."""
+    rng = np.random.default_rng(3)
+    x_host = rng.standard_normal((4, 3))
+    W = xb.variable(rng.standard_normal((3, 2)))
+    y = dz.functions.linear(xb.asarray(x_host), W)
+    constant_input = y.creator.inputs[0]
+    y.sum().backward()
+    assert constant_input.grad is None
+    assert not dz.core.needs_grad(constant_input) and dz.core.needs_grad(W)
+    np.testing.assert_allclose(xb.numpy(W.grad), x_host.T @ np.ones((4, 2)), rtol=1e-12)
+
+    x = xb.variable(x_host)  # the same data as a Variable: its gradient is computed
+    dz.functions.linear(x, W).sum().backward()
+    np.testing.assert_allclose(xb.numpy(x.grad), np.ones((4, 2)) @ xb.numpy(W.data).T, rtol=1e-12)

@@ -155,7 +155,7 @@ class DezeroAPI:
         F = self.F
         params = [self.dz.Parameter(p.copy()) for p in params_host]
         W_conv, b_conv, W_fc, b_fc = params
-        x = self.dz.Variable(x_host)
+        x = x_host  # a plain array, as a DataLoader yields it (see _MLP)
         t = t_host
         n = x_host.shape[0]
 
@@ -178,7 +178,9 @@ class _MLP:
     def __init__(self, api, params_host, x_host, t_host, lr):
         self.F = api.F
         self.params = [api.dz.Parameter(p.copy()) for p in params_host]
-        self.x = api.dz.Variable(x_host)
+        # The batch goes in as a plain array, as DeZero's DataLoader yields it: dezero_xp then
+        # computes no gradient for it (as torch and the floor); DeZero computes one anyway.
+        self.x = x_host
         self.t = t_host
         self.lr = lr
 

@@ -3,8 +3,8 @@
 Same arithmetic as the DeZero-API version: ``x @ W + b`` with W stored (in, out) (``addmm``,
 what ``torch.nn.functional.linear`` runs), the same SGD update written out under ``no_grad``,
 gradients cleared by setting them to None (what ``zero_grad`` does by default). As in a real
-training loop, the input data does not require grad, so PyTorch skips its gradient (DeZero
-always computes it).
+training loop, the input data does not require grad, so PyTorch skips its gradient (dezero_xp
+too, since the batch is a plain array there; DeZero always computes it).
 
 Imports: NumPy, torch, the benchmark's ``common`` module.
 """

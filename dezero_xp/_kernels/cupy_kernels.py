@@ -118,25 +118,16 @@ class CupyKernels(GenericKernels):
             return super().im2col(x, kernel_size, stride, pad, pad_value)
 
     def col2im(self, col, img_shape, kernel_size, stride, pad):
-        # KH*KW in-place slice-adds into one zero image, as NumPy's table does: one launch per
-        # kernel offset. Offsets whose windows cannot overlap what is already written (the
-        # first one; all when the stride is at least the kernel, as in pooling) are plain copies.
-        (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, pad
-        n, c, h, w = img_shape
-        oh, ow = col.shape[4], col.shape[5]
-        cupy = self._cupy
+        # One launch per kernel offset (see GenericKernels._col2im_in_place), on this device.
         with self.scope():
-            img = cupy.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype)
-            overlapping = sh < kh or sw < kw
-            for j in range(kh):
-                rows = slice(j, j + sh * (oh - 1) + 1, sh)
-                for i in range(kw):
-                    view = img[:, :, rows, i : i + sw * (ow - 1) + 1 : sw]
-                    if overlapping and (j or i):
-                        cupy.add(view, col[:, :, j, i], out=view)
-                    else:
-                        view[...] = col[:, :, j, i]
-            return img[:, :, ph : ph + h, pw : pw + w]
+            return self._col2im_in_place(col, img_shape, kernel_size, stride, pad)
+
+    def _add_into(self, view, src):
+        self._cupy.add(view, src, out=view)
+
+    @staticmethod
+    def _copy_into(view, src):
+        view[...] = src
 
     def _zeros(self, shape, dtype):
         with self.scope():

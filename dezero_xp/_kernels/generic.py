@@ -190,6 +190,29 @@ class GenericKernels:
                 img[key] = img[key] + col[:, :, j, i, :, :]
         return img[:, :, ph : ph + h, pw : pw + w]
 
+    def _col2im_in_place(self, col, img_shape, kernel_size, stride, pad):
+        """col2im for libraries with views and in-place writes (NumPy, CuPy, torch).
+
+        KH*KW strided slice-adds into one zero image, each over the whole batch. Offsets whose
+        windows cannot overlap what is already written (the first one; all of them when the
+        stride is at least the kernel, as in pooling) are plain copies, several times cheaper.
+        Subclasses supply ``_add_into(view, src)`` and ``_copy_into(view, src)``.
+        """
+        (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, pad
+        n, c, h, w = img_shape
+        oh, ow = col.shape[4], col.shape[5]
+        img = self._zeros((n, c, h + 2 * ph, w + 2 * pw), col.dtype)
+        overlapping = sh < kh or sw < kw
+        for j in range(kh):
+            rows = slice(j, j + sh * (oh - 1) + 1, sh)
+            for i in range(kw):
+                view = img[:, :, rows, i : i + sw * (ow - 1) + 1 : sw]
+                if overlapping and (j or i):
+                    self._add_into(view, col[:, :, j, i])
+                else:
+                    self._copy_into(view, col[:, :, j, i])
+        return img[:, :, ph : ph + h, pw : pw + w]
+
     def _zeros(self, shape, dtype):
         """A zero-filled array on this device (col2im's accumulator)."""
         return self.xp.zeros(shape, dtype=dtype, device=self.device)

@@ -63,23 +63,18 @@ class NumpyKernels(GenericKernels):
         )
 
     def col2im(self, col, img_shape, kernel_size, stride, pad):
-        # KH*KW strided slice-adds, each in place over the whole batch. Offsets whose windows
-        # cannot overlap what is already written (the first one; all of them when the stride
-        # is at least the kernel, as in pooling) are plain copies, several times cheaper.
-        (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, pad
-        n, c, h, w = img_shape
-        oh, ow = col.shape[4], col.shape[5]
-        img = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype)
-        overlapping = sh < kh or sw < kw
-        for j in range(kh):
-            rows = slice(j, j + sh * (oh - 1) + 1, sh)
-            for i in range(kw):
-                view = img[:, :, rows, i : i + sw * (ow - 1) + 1 : sw]
-                if overlapping and (j or i):
-                    np.add(view, col[:, :, j, i], out=view)
-                else:
-                    view[...] = col[:, :, j, i]
-        return img[:, :, ph : ph + h, pw : pw + w]
+        return self._col2im_in_place(col, img_shape, kernel_size, stride, pad)
+
+    def _zeros(self, shape, dtype):
+        return np.zeros(shape, dtype=dtype)
+
+    @staticmethod
+    def _add_into(view, src):
+        np.add(view, src, out=view)
+
+    @staticmethod
+    def _copy_into(view, src):
+        view[...] = src
 
     def _pad_image(self, x, pad, value):
         ph, pw = pad

@@ -81,17 +81,15 @@ class TorchKernels(GenericKernels):
         return x.as_strided((n, c, kh, kw, oh, ow), (s_n, s_c, s_h, s_w, s_h * sh, s_w * sw))
 
     def col2im(self, col, img_shape, kernel_size, stride, pad):
-        (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, pad
-        n, c, h, w = img_shape
-        oh, ow = col.shape[4], col.shape[5]
-        img = self._torch.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype, device=self.device)
-        overlapping = sh < kh or sw < kw
-        for j in range(kh):
-            rows = slice(j, j + sh * (oh - 1) + 1, sh)
-            for i in range(kw):
-                view = img[:, :, rows, i : i + sw * (ow - 1) + 1 : sw]
-                if overlapping and (j or i):
-                    view.add_(col[:, :, j, i])
-                else:
-                    view.copy_(col[:, :, j, i])
-        return img[:, :, ph : ph + h, pw : pw + w]
+        return self._col2im_in_place(col, img_shape, kernel_size, stride, pad)
+
+    def _zeros(self, shape, dtype):
+        return self._torch.zeros(shape, dtype=dtype, device=self.device)
+
+    @staticmethod
+    def _add_into(view, src):
+        view.add_(src)
+
+    @staticmethod
+    def _copy_into(view, src):
+        view.copy_(src)

@@ -21,7 +21,7 @@ import math
 
 from dezero_xp._config import Config
 from dezero_xp._shape import get_conv_outsize, get_deconv_outsize, pair
-from dezero_xp.core import Function, as_variable, run_forward
+from dezero_xp.core import Function, as_variable, needs_grad, run_forward
 from dezero_xp.functions import reduce as _reduce
 from dezero_xp.functions.linalg import matmul
 from dezero_xp.functions.shape import broadcast_to, reshape, transpose
@@ -127,8 +127,10 @@ class Conv2d(Function):
 
     def backward_data(self, gy):
         x, W = self.inputs[0]._data, self.inputs[1]._data
-        deconv = Deconv2d(self.stride, self.pad, tuple(x.shape[2:]))
-        gx = run_forward(deconv, self.backend, gy, W)
+        gx = None  # images passed as a plain array need no gradient: skip the deconvolution
+        if needs_grad(self.inputs[0]):
+            deconv = Deconv2d(self.stride, self.pad, tuple(x.shape[2:]))
+            gx = run_forward(deconv, self.backend, gy, W)
         gW = run_forward(Conv2DGradW(W.shape[2:], self.stride, self.pad), self.backend, x, gy)
         if len(self.inputs) == 2:
             return gx, gW

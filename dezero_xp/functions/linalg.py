@@ -5,7 +5,7 @@ May import: dezero_xp.core and the shape family.
 
 from __future__ import annotations
 
-from dezero_xp.core import Function, as_variable
+from dezero_xp.core import Function, as_variable, needs_grad
 from dezero_xp.functions.shape import matrix_transpose, reshape, sum_to, sum_to_data
 
 __all__ = ["dot", "matmul"]
@@ -30,8 +30,11 @@ class MatMul(Function):
     def backward_data(self, gy):
         xp = self.xp
         x, W = self.inputs[0]._data, self.inputs[1]._data
-        gx = sum_to_data(xp, xp.matmul(gy, xp.matrix_transpose(W)), x.shape)
-        gW = sum_to_data(xp, xp.matmul(xp.matrix_transpose(x), gy), W.shape)
+        gx = gW = None  # inputs given as plain arrays need no gradient
+        if needs_grad(self.inputs[0]):
+            gx = sum_to_data(xp, xp.matmul(gy, xp.matrix_transpose(W)), x.shape)
+        if needs_grad(self.inputs[1]):
+            gW = sum_to_data(xp, xp.matmul(xp.matrix_transpose(x), gy), W.shape)
         return gx, gW
 
 

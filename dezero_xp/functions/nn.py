@@ -15,7 +15,7 @@ import math
 
 from dezero_xp._config import Config
 from dezero_xp.backend import DeviceMismatchError, backend_of, is_array
-from dezero_xp.core import Function, Variable, as_variable, wrap_array
+from dezero_xp.core import Function, Variable, as_variable, needs_grad, wrap_array
 from dezero_xp.functions.linalg import matmul
 from dezero_xp.functions.reduce import sum as _sum
 from dezero_xp.functions.shape import matrix_transpose, reshape, sum_to, sum_to_data
@@ -61,7 +61,8 @@ class Linear(Function):
     def backward_data(self, gy):
         xp = self.xp
         x, W = self.inputs[0]._data, self.inputs[1]._data
-        gx = xp.matmul(gy, xp.matrix_transpose(W))
+        # A batch passed as a plain array has no observable gradient: skip that matmul.
+        gx = xp.matmul(gy, xp.matrix_transpose(W)) if needs_grad(self.inputs[0]) else None
         if x.ndim == 2:
             gW = xp.matmul(xp.matrix_transpose(x), gy)
         else:
