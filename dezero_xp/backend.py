@@ -42,6 +42,7 @@ __all__ = [
     "get_backend",
     "get_default_device",
     "host_rng",
+    "Movable",
     "is_array",
     "seed",
     "set_default_device",
@@ -589,6 +590,25 @@ def get_backend(spec=None) -> Backend:
 
 
 # --------------------------------------------------------------------------- transfers
+
+
+class Movable:
+    """DeZero's ``to_cpu()`` / ``to_gpu()`` for anything with a ``to(device)`` method
+    (Variable, Layer, DataLoader)."""
+
+    __slots__ = ()
+
+    def to_cpu(self):
+        """Move to the CPU (NumPy); DeZero's name. Returns self."""
+        return self.to("cpu")
+
+    def to_gpu(self, device=None):
+        """Move to a CUDA device (``cuda:0`` unless given: an int N or a spec); returns self."""
+        if device is None:
+            device = "cuda"
+        elif isinstance(device, int):
+            device = f"cuda:{device}"
+        return self.to(device)
 
 
 def to_host(array) -> np.ndarray:

@@ -23,6 +23,7 @@ from dezero_xp._config import Config
 from dezero_xp.backend import (
     Backend,
     DeviceMismatchError,
+    Movable,
     as_array_data,
     get_backend,
     is_scalar,
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-class Variable:
+class Variable(Movable):
     """A box for an array that remembers the Function that made it, so it can backpropagate.
 
     ``data`` is an array of any supported library (NumPy, CuPy, array-api-strict, torch, ...);
@@ -212,16 +213,6 @@ class Variable:
         if self.grad is not None:
             self.grad.to(target)
         return self
-
-    def to_cpu(self):
-        """Move to the CPU (NumPy) in place; DeZero's name."""
-        return self.to("cpu")
-
-    def to_gpu(self, device=None):
-        """Move to a CUDA device in place (``cuda:0`` unless given); DeZero's name."""
-        if isinstance(device, int):
-            device = f"cuda:{device}"
-        return self.to("cuda" if device is None else device)
 
 
 class Parameter(Variable):

@@ -16,13 +16,13 @@ import math
 
 import numpy as np
 
-from dezero_xp.backend import get_backend, host_rng
+from dezero_xp.backend import Movable, get_backend, host_rng
 from dezero_xp.datasets import Dataset, _identity
 
 __all__ = ["DataLoader", "SeqDataLoader"]
 
 
-class DataLoader:
+class DataLoader(Movable):
     """Iterate over ``dataset`` in batches of ``batch_size``: yields ``(x, t)`` on ``device``.
 
     ``shuffle`` draws a new order every epoch; the last batch may be smaller. ``device`` is any
@@ -76,16 +76,6 @@ class DataLoader:
         """Send later batches to ``device``; returns self."""
         self._backend = get_backend(device)
         return self
-
-    def to_cpu(self):
-        """Send later batches to the CPU (NumPy)."""
-        return self.to("cpu")
-
-    def to_gpu(self, device=None):
-        """Send later batches to a CUDA device (``cuda:0`` unless given)."""
-        if isinstance(device, int):
-            device = f"cuda:{device}"
-        return self.to("cuda" if device is None else device)
 
     # ------------------------------------------------------------------ iteration
     def reset(self):

@@ -18,7 +18,14 @@ from __future__ import annotations
 import weakref
 
 from dezero_xp import serialization
-from dezero_xp.backend import DeviceMismatchError, backend_of, get_backend, is_array, transfer
+from dezero_xp.backend import (
+    DeviceMismatchError,
+    Movable,
+    backend_of,
+    get_backend,
+    is_array,
+    transfer,
+)
 from dezero_xp.core import Parameter, Variable
 
 __all__ = ["Layer", "make_normal", "make_ones", "make_zeros"]
@@ -59,7 +66,7 @@ def _input_backend(inputs):
     return None
 
 
-class Layer:
+class Layer(Movable):
     """Base of layers and models: owns Parameters and sub-Layers assigned as attributes.
 
     Subclasses call ``super().__init__()`` first, assign Parameters/Layers as attributes and
@@ -202,16 +209,6 @@ class Layer:
         for layer in list(self._walk()):
             layer._move_own(target)
         return self
-
-    def to_cpu(self):
-        """Move to the CPU (NumPy); DeZero's name. Returns self."""
-        return self.to("cpu")
-
-    def to_gpu(self, device=None):
-        """Move to a CUDA device (``cuda:0`` unless given); DeZero's name. Returns self."""
-        if isinstance(device, int):
-            device = f"cuda:{device}"
-        return self.to("cuda" if device is None else device)
 
     def _creation_backend(self):
         """Where parameters made now go: the layer's device, else the default device."""
