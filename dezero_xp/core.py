@@ -224,12 +224,12 @@ class Parameter(Variable):
 _new_object = object.__new__
 
 
-def wrap_array(data, backend):
+def wrap_array(data, backend, cls=Variable):
     """A fresh Variable around an array known to belong to ``backend`` (no checks; hot path).
 
     Also how ops make constants (masks, signs): a Variable with no creator has zero derivative.
     """
-    v = object.__new__(Variable)
+    v = object.__new__(cls)
     v._data = data
     v._backend = backend
     v.name = None
@@ -421,14 +421,7 @@ def needs_grad(variable) -> bool:
 
 
 def _wrap_constant(data, backend):
-    c = object.__new__(_Constant)
-    c._data = data
-    c._backend = backend
-    c.name = None
-    c.grad = None
-    c.creator = None
-    c.generation = 0
-    return c
+    return wrap_array(data, backend, _Constant)
 
 
 _constants: dict = {}

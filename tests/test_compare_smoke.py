@@ -119,3 +119,75 @@ def test_unavailable_interpreter_is_skipped_with_the_reason():
     docs = run.collect(args)
     assert docs["dezero"]["unavailable"].startswith("interpreter not found")
     assert run.exit_code(docs, verify.verify(docs)) == 0
+
+
+# --------------------------------------------------------------------------- dezero_xp on torch
+
+
+@pytest.fixture(scope="module")
+def torch_smoke_docs(smoke_docs):
+    """dezero_xp on torch CPU tensors and PyTorch eager, next to the documents above."""
+    pytest.importorskip("torch")
+    args = run.parse_args(["--smoke", "--impls", "dezero_xp_torch,torch", "--no-save"])
+    return {**smoke_docs, **run.collect(args)}
+
+
+def test_torch_backend_is_a_default_implementation_in_dezero_xps_interpreter():
+    args = run.parse_args(["--dezero-xp-python", "/some/python"])
+    assert "dezero_xp_torch" in args.impls
+    assert run.INTERPRETER_OF["dezero_xp_torch"] == "dezero_xp"
+    assert args.python[run.INTERPRETER_OF["dezero_xp_torch"]] == "/some/python"
+
+
+def test_dezero_xp_on_torch_runs_and_agrees_with_the_floor(torch_smoke_docs):
+    ours = torch_smoke_docs["dezero_xp_torch"]
+    assert "unavailable" not in ours, ours.get("unavailable")
+    assert ours["environment"]["backend"] == "torch:cpu"
+    statuses = {name: result["status"] for name, result in ours["workloads"].items()}
+    assert statuses == dict.fromkeys(WORKLOADS, "ok"), {
+        name: r.get("reason") for name, r in ours["workloads"].items()
+    }
+    report = verify.verify(torch_smoke_docs)
+    for name, entry in report.items():
+        assert entry["reference"] == "numpy"
+        assert "dezero_xp_torch" in entry["checked"], name
+    verify.assert_agreement(report)
+    assert run.exit_code(torch_smoke_docs, report) == 0
+
+
+def test_verification_catches_a_wrong_result_on_torch(torch_smoke_docs):
+    docs = copy.deepcopy(torch_smoke_docs)
+    sums = docs["dezero_xp_torch"]["workloads"]["mlp_b100"]["checksums"]
+    sums["grad0"] = [sums["grad0"][0], sums["grad0"][1], "float64"]
+    report = verify.verify(docs)
+    assert report["mlp_b100"]["mismatches"]["dezero_xp_torch"] == [
+        "grad0: dtype float64 vs float32"
+    ]
+    assert run.exit_code(docs, report) == 2
+
+
+def test_table_has_the_torch_backend_ratio(torch_smoke_docs):
+    docs = copy.deepcopy(torch_smoke_docs)
+    docs["dezero_xp_torch"]["workloads"]["mlp_b100"]["metrics"]["step_ms"] = 5.0
+    docs["torch"]["workloads"]["mlp_b100"]["metrics"]["step_ms"] = 4.0
+    text = render(docs, verify.verify(docs), run.machine_info(), threads=1)
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("workload"))
+    assert header.split()[-1] == "xp_torch/torch" and "dezero_xp_torch" in header.split()
+    row = next(line for line in lines if line.startswith("mlp_b100") and "train step" in line)
+    assert row.split()[-1] == "1.25x"
+
+
+def test_dezero_xp_on_torch_is_skipped_with_the_reason_without_torch(tmp_path, monkeypatch):
+    blocked = tmp_path / "torch"
+    blocked.mkdir()
+    (blocked / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    args = run.parse_args(
+        ["--smoke", "--impls", "dezero_xp_torch", "--workloads", "chain_1k", "--no-save"]
+    )
+    docs = run.collect(args)
+    reason = docs["dezero_xp_torch"]["unavailable"]
+    assert "torch is blocked in this test" in reason
+    assert "--dezero-xp-python" in reason and "$DEZERO_XP_PYTHON" in reason
+    assert run.exit_code(docs, verify.verify(docs)) == 0

@@ -6,12 +6,18 @@ written functionally (``F.linear`` on Parameters) and SGD is the in-place update
 ``SGD.update_one`` does (``p.data -= lr * p.grad.data``), so no Layer, Model or Optimizer
 class is needed from either library.
 
+dezero_xp also runs this source on another backend (``DezeroAPI("dezero_xp", "torch:cpu")``):
+inputs, weights and batches are moved there once, before anything is timed, so the same graph
+code computes on torch tensors and the comparison with PyTorch eager isolates dezero_xp's own
+overhead.
+
 Imports: NumPy, the benchmark's ``common`` module, and the library under test (lazily).
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import types
 
@@ -62,25 +68,68 @@ def _import_with_stubs(library: str, notes: list):
 
 
 class DezeroAPI:
-    """One DeZero-API library (``"dezero"`` or ``"dezero_xp"``) behind the harness interface."""
+    """One DeZero-API library (``"dezero"`` or ``"dezero_xp"``) behind the harness interface.
+
+    ``device``: a dezero_xp device spec (``"torch:cpu"``) to run on instead of NumPy; every
+    input, weight and batch is put there once, when a workload is built.
+    """
 
     tracemalloc_sees_all = True  # NumPy buffers and Python objects are all traced
 
-    def __init__(self, library: str):
-        self.name = library
+    def __init__(self, library: str, device: str | None = None, name: str | None = None):
+        self.name = name or library
+        self.library = library
         self.notes = []
         self.dz = _import_with_stubs(library, self.notes)
         self.F = importlib.import_module(f"{library}.functions")
+        self.backend = None
+        if device is not None:
+            self.backend = self.dz.get_backend(device)
+            if str(self.backend) != device:  # e.g. a CUDA spec that fell back to the CPU
+                raise RuntimeError(f"{device} is not usable here (got {self.backend})")
+            # tracemalloc does not see memory that the backend library allocates in C++.
+            self.tracemalloc_sees_all = self.backend.name == "numpy"
+            self.notes.append(f"{library} on {self.backend}: data and weights moved there once")
 
     # ------------------------------------------------------------------ harness interface
     def info(self) -> dict:
-        """Versions of the library under test."""
-        return {"library": self.name, "version": getattr(self.dz, "__version__", "unknown")}
+        """Versions of the library under test (and of the backend library, if not NumPy)."""
+        info = {"library": self.name, "version": getattr(self.dz, "__version__", "unknown")}
+        if self.backend is not None and self.backend.name == "torch":
+            import torch  # noqa: PLC0415 - present: the backend was created
+
+            info.update(
+                backend=str(self.backend),
+                torch_version=torch.__version__,
+                torch_threads=torch.get_num_threads(),
+                torch_blas=_torch_blas(torch),
+            )
+        return info
+
+    def set_threads(self, threads: int):
+        """Intra-op threads of the backend library (BLAS threads are set by the worker)."""
+        if self.backend is not None and self.backend.name == "torch":
+            import torch  # noqa: PLC0415
+
+            torch.set_num_threads(threads)
 
     def to_host(self, value):
         """A Variable (or array) as a NumPy array."""
         data = getattr(value, "data", value)
+        if self.backend is not None:
+            return self.backend.to_host(data)
         return np.asarray(data)
+
+    def array(self, host):
+        """A host array as an array of the backend (the host array itself on NumPy)."""
+        return host if self.backend is None else self.backend.from_host(host)
+
+    def variable(self, host, kind="Variable"):
+        """A Variable (or ``kind="Parameter"``) on the backend from a host array (copied)."""
+        cls = getattr(self.dz, kind)
+        if self.backend is None:
+            return cls(host.copy())
+        return cls(host, device=self.backend)
 
     def require(self, workload: str):
         """Raise Pending when the library lacks a function the workload needs."""
@@ -94,7 +143,7 @@ class DezeroAPI:
         self.require("chain")
         Variable, sin = self.dz.Variable, self.F.sin
         groups, extra = chain_groups(ops)
-        x0 = np.array(CHAIN_X0)
+        x0 = self.array(np.array(CHAIN_X0))
 
         def run():
             x = Variable(x0)
@@ -113,7 +162,7 @@ class DezeroAPI:
     def elementwise(self, x_host):
         """A runner for tanh(x)*x + x**2, forward and backward; returns (y, gx)."""
         self.require("elementwise")
-        x = self.dz.Variable(x_host)
+        x = self.variable(x_host)
         tanh = self.F.tanh
 
         def run():
@@ -127,7 +176,7 @@ class DezeroAPI:
     def tanh_3rd(self, x_host):
         """A runner for the third derivative of tanh by double backprop; returns gx3."""
         self.require("tanh_3rd")
-        x = self.dz.Variable(x_host)
+        x = self.variable(x_host)
         tanh = self.F.tanh
 
         def run():
@@ -153,10 +202,10 @@ class DezeroAPI:
         """A runner for the small CNN, forward and backward; returns (loss, grads)."""
         self.require("cnn")
         F = self.F
-        params = [self.dz.Parameter(p.copy()) for p in params_host]
+        params = [self.variable(p, "Parameter") for p in params_host]
         W_conv, b_conv, W_fc, b_fc = params
-        x = x_host  # a plain array, as a DataLoader yields it (see _MLP)
-        t = t_host
+        x = self.array(x_host)  # a plain array, as a DataLoader yields it (see _MLP)
+        t = self.array(t_host)
         n = x_host.shape[0]
 
         def run():
@@ -172,16 +221,21 @@ class DezeroAPI:
         return run
 
 
+def _torch_blas(torch) -> str:
+    found = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    return found.group(1) if found else "unknown"
+
+
 class _MLP:
     """784-1000-1000-10 sigmoid MLP on Parameters, DeZero style."""
 
     def __init__(self, api, params_host, x_host, t_host, lr):
         self.F = api.F
-        self.params = [api.dz.Parameter(p.copy()) for p in params_host]
+        self.params = [api.variable(p, "Parameter") for p in params_host]
         # The batch goes in as a plain array, as DeZero's DataLoader yields it: dezero_xp then
         # computes no gradient for it (as torch and the floor); DeZero computes one anyway.
-        self.x = x_host
-        self.t = t_host
+        self.x = api.array(x_host)
+        self.t = api.array(t_host)
         self.lr = lr
 
     def forward(self):

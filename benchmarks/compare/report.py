@@ -1,5 +1,8 @@
 """The readable side of a comparison: a text table of medians with dezero_xp's ratios.
 
+Ratios: dezero_xp (NumPy backend) over DeZero, PyTorch and the NumPy floor, and dezero_xp on
+torch CPU tensors over PyTorch eager (same tensors, same kernels: dezero_xp's own overhead).
+
 Imports: the standard library and the benchmark's ``common`` module.
 """
 
@@ -7,8 +10,14 @@ from __future__ import annotations
 
 from .common import WORKLOADS
 
-COLUMNS = ("dezero_xp", "dezero", "torch", "numpy")
-RATIOS = (("dezero", "xp/DeZero"), ("torch", "xp/torch"), ("numpy", "xp/floor"))
+COLUMNS = ("dezero_xp", "dezero_xp_torch", "dezero", "torch", "numpy")
+# (numerator, denominator, column label)
+RATIOS = (
+    ("dezero_xp", "dezero", "xp/DeZero"),
+    ("dezero_xp", "torch", "xp/torch"),
+    ("dezero_xp", "numpy", "xp/floor"),
+    ("dezero_xp_torch", "torch", "xp_torch/torch"),
+)
 
 
 def fmt(value) -> str:
@@ -41,7 +50,7 @@ def _cell(doc, workload, key):
 
 def _environment_line(impl, doc):
     if "unavailable" in doc:
-        return f"  {impl:<10} skipped: {doc['unavailable']}"
+        return f"  {impl:<15} skipped: {doc['unavailable']}"
     env = doc.get("environment", {})
     blas = env.get("blas")
     if isinstance(blas, list):
@@ -57,9 +66,11 @@ def _environment_line(impl, doc):
         f"numpy {env.get('numpy')}",
         f"BLAS {blas}",
     ]
+    if "torch_version" in env:
+        parts.append(f"on {env.get('backend')} (torch {env['torch_version']})")
     if "torch_threads" in env:
         parts.append(f"torch threads {env['torch_threads']}, torch BLAS {env.get('torch_blas')}")
-    return f"  {impl:<10} " + "; ".join(parts)
+    return f"  {impl:<15} " + "; ".join(parts)
 
 
 def render(docs: dict, report: dict, machine: dict, threads: int, steady_malloc=False) -> str:
@@ -73,7 +84,7 @@ def render(docs: dict, report: dict, machine: dict, threads: int, steady_malloc=
         "implementations:",
     ]
     lines += [_environment_line(impl, doc) for impl, doc in docs.items()]
-    header = ["workload", "metric", "unit", *COLUMNS, *(label for _, label in RATIOS)]
+    header = ["workload", "metric", "unit", *COLUMNS, *(label for _, _, label in RATIOS)]
     rows = []
     for workload in WORKLOADS.values():
         if not any(workload.name in doc.get("workloads", {}) for doc in docs.values()):
@@ -84,8 +95,8 @@ def render(docs: dict, report: dict, machine: dict, threads: int, steady_malloc=
                 text, values[impl] = _cell(docs.get(impl), workload.name, metric.key)
                 cells.append(text)
             ratios = []
-            for peer, _ in RATIOS:
-                xp, other = values.get("dezero_xp"), values.get(peer)
+            for ours, peer, _ in RATIOS:
+                xp, other = values.get(ours), values.get(peer)
                 ratios.append(f"{xp / other:.2f}x" if xp is not None and other else "-")
             rows.append([workload.name, metric.label, metric.unit, *cells, *ratios])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

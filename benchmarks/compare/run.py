@@ -1,9 +1,10 @@
 """The driver: ``python -m benchmarks.compare`` (or ``python benchmarks/compare/run.py``).
 
-Runs every available implementation (dezero_xp, DeZero 0.0.13, PyTorch eager on CPU, the
-hand-written NumPy floor) in its own process, one process per workload by default, with the
-interpreter given for it (``--dezero-python`` / ``DEZERO_PYTHON`` and friends; the current
-one by default). Verifies that all implementations computed the same numbers, prints a table
+Runs every available implementation (dezero_xp on NumPy and on torch CPU tensors, DeZero
+0.0.13, PyTorch eager on CPU, the hand-written NumPy floor) in its own process, one process per
+workload by default, with the interpreter given for it (``--dezero-python`` /
+``DEZERO_PYTHON`` and friends; the current one by default; dezero_xp on torch uses
+dezero_xp's). Verifies that all implementations computed the same numbers, prints a table
 with ratios, and saves everything as JSON under ``benchmarks/results/``.
 
 Exit status: 0 when all went well (peers may be skipped or fail, that is reported), 1 when
@@ -33,14 +34,16 @@ from benchmarks.compare.verify import assert_agreement, verify  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
-IMPLEMENTATIONS = ("dezero_xp", "dezero", "torch", "numpy")
-# Per implementation: the option and the environment variable naming its interpreter.
+IMPLEMENTATIONS = ("dezero_xp", "dezero_xp_torch", "dezero", "torch", "numpy")
+# Per interpreter: the option and the environment variable naming it.
 PYTHON_ENV = {
     "dezero_xp": "DEZERO_XP_PYTHON",
     "dezero": "DEZERO_PYTHON",
     "torch": "TORCH_PYTHON",
     "numpy": "NUMPY_FLOOR_PYTHON",
 }
+# dezero_xp on torch tensors runs in dezero_xp's interpreter (which then needs torch).
+INTERPRETER_OF = {impl: impl for impl in PYTHON_ENV} | {"dezero_xp_torch": "dezero_xp"}
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -159,17 +162,18 @@ def collect(args) -> dict:
     """Run the chosen implementations; ``{impl: merged worker document}``."""
     docs = {}
     for impl in args.impls:
-        python = args.python[impl]
+        python = args.python[INTERPRETER_OF[impl]]
         batches = [[w] for w in args.workloads] if args.isolate == "workload" else [args.workloads]
         merged = {"impl": impl, "python": python, "workloads": {}}
         for batch in batches:
             _progress(f"{impl}: {','.join(batch)}")
             doc = run_worker(python, impl, batch, args)
             if "unavailable" in doc:
-                option = f"--{impl.replace('_', '-')}-python"
+                owner = INTERPRETER_OF[impl]
+                option = f"--{owner.replace('_', '-')}-python"
                 merged["unavailable"] = (
                     f"{doc['unavailable']} (interpreter {python}; choose another with "
-                    f"{option} or ${PYTHON_ENV[impl]})"
+                    f"{option} or ${PYTHON_ENV[owner]})"
                 )
                 break
             for key in ("environment", "notes", "smoke"):
@@ -220,7 +224,8 @@ def parse_args(argv=None):
             f"--{impl.replace('_', '-')}-python",
             dest=f"python_{impl}",
             default=os.environ.get(variable) or sys.executable,
-            help=f"interpreter for {impl} (default: ${variable}, else this one)",
+            help=f"interpreter for {impl}{' and dezero_xp_torch' * (impl == 'dezero_xp')} "
+            f"(default: ${variable}, else this one)",
         )
     parser.add_argument(
         "--threads",
@@ -253,7 +258,7 @@ def parse_args(argv=None):
         unknown = [v for v in value if v not in known]
         if unknown:
             parser.error(f"unknown {unknown}; choose from {', '.join(known)}")
-    args.python = {impl: getattr(args, f"python_{impl}") for impl in IMPLEMENTATIONS}
+    args.python = {name: getattr(args, f"python_{name}") for name in PYTHON_ENV}
     if args.isolate is None:
         args.isolate = "impl" if args.smoke else "workload"
     return args

@@ -18,7 +18,7 @@ import math
 
 from .common import WORKLOADS
 
-REFERENCE_ORDER = ("numpy", "dezero_xp", "dezero", "torch")
+REFERENCE_ORDER = ("numpy", "dezero_xp", "dezero_xp_torch", "dezero", "torch")
 DTYPE_LENIENT = frozenset({"dezero"})  # dtype differences reported, not failed
 
 

@@ -17,7 +17,7 @@ import platform
 import sys
 import traceback
 
-IMPLEMENTATIONS = ("dezero_xp", "dezero", "torch", "numpy")
+IMPLEMENTATIONS = ("dezero_xp", "dezero_xp_torch", "dezero", "torch", "numpy")
 
 
 def load_impl(name: str):
@@ -26,6 +26,10 @@ def load_impl(name: str):
         from .impl_dezero_api import DezeroAPI
 
         return DezeroAPI(name)
+    if name == "dezero_xp_torch":  # dezero_xp computing on torch CPU tensors
+        from .impl_dezero_api import DezeroAPI
+
+        return DezeroAPI("dezero_xp", device="torch:cpu", name=name)
     if name == "torch":
         from . import impl_torch
 
