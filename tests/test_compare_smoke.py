@@ -191,3 +191,41 @@ def test_dezero_xp_on_torch_is_skipped_with_the_reason_without_torch(tmp_path, m
     assert "torch is blocked in this test" in reason
     assert "--dezero-xp-python" in reason and "$DEZERO_XP_PYTHON" in reason
     assert run.exit_code(docs, verify.verify(docs)) == 0
+
+
+# --------------------------------------------------------------------------- rounds
+
+
+def _doc(step_ms, status="ok"):
+    result = {"status": status, "reason": "boom"} if status != "ok" else {"status": "ok"}
+    if status == "ok":
+        result.update(metrics={"step_ms": step_ms, "mem": None}, checksums={"loss": [1, 1, "f"]})
+    return {"impl": "x", "workloads": {"mlp_b100": result}}
+
+
+def test_rounds_report_the_median_of_each_metric():
+    merged = run.merge_rounds([_doc(3.0), _doc(9.0), _doc(4.0)])
+    result = merged["workloads"]["mlp_b100"]
+    assert result["metrics"] == {"step_ms": 4.0, "mem": None}
+    assert [m["step_ms"] for m in result["rounds"]] == [3.0, 9.0, 4.0]
+    assert result["checksums"] == {"loss": [1, 1, "f"]}
+
+
+def test_rounds_keep_a_failure_of_any_round():
+    merged = run.merge_rounds([_doc(3.0), _doc(None, status="error")])
+    assert merged["workloads"]["mlp_b100"] == {"status": "error", "reason": "boom"}
+
+
+def test_rounds_interleave_implementations(monkeypatch):
+    calls = []
+
+    def fake_worker(python, impl, workloads, args):
+        calls.append(impl)
+        return {"impl": impl, "workloads": {w: {"status": "ok", "metrics": {}} for w in workloads}}
+
+    monkeypatch.setattr(run, "run_worker", fake_worker)
+    args = run.parse_args(
+        ["--impls", "dezero_xp,numpy", "--workloads", "chain_1k", "--rounds", "3", "--no-save"]
+    )
+    run.collect(args)
+    assert calls == ["dezero_xp", "numpy", "numpy", "dezero_xp", "dezero_xp", "numpy"]

@@ -73,12 +73,15 @@ def _environment_line(impl, doc):
     return f"  {impl:<15} " + "; ".join(parts)
 
 
-def render(docs: dict, report: dict, machine: dict, threads: int, steady_malloc=False) -> str:
+def render(
+    docs: dict, report: dict, machine: dict, threads: int, steady_malloc=False, rounds=1
+) -> str:
     """The whole text report: machine, implementations, table, checksum verdicts, notes."""
     lines = [
         f"machine: {machine['cpu_model']}, {machine['available_cpus']} CPUs available "
         f"({machine['logical_cpus']} logical), threads per implementation: {threads}"
-        + (", steady malloc" if steady_malloc else ""),
+        + (", steady malloc" if steady_malloc else "")
+        + (f", median of {rounds} interleaved rounds" if rounds > 1 else ""),
         f"load average at start {machine.get('loadavg_start')}, "
         f"at end {machine.get('loadavg_end')}",
         "implementations:",

@@ -16,9 +16,11 @@ Imports: the standard library and the benchmark's ``common``, ``verify`` and ``r
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,29 +161,67 @@ def _failed(impl, workloads, reason):
 
 
 def collect(args) -> dict:
-    """Run the chosen implementations; ``{impl: merged worker document}``."""
-    docs = {}
-    for impl in args.impls:
-        python = args.python[INTERPRETER_OF[impl]]
-        batches = [[w] for w in args.workloads] if args.isolate == "workload" else [args.workloads]
-        merged = {"impl": impl, "python": python, "workloads": {}}
-        for batch in batches:
-            _progress(f"{impl}: {','.join(batch)}")
-            doc = run_worker(python, impl, batch, args)
-            if "unavailable" in doc:
-                owner = INTERPRETER_OF[impl]
-                option = f"--{owner.replace('_', '-')}-python"
-                merged["unavailable"] = (
-                    f"{doc['unavailable']} (interpreter {python}; choose another with "
-                    f"{option} or ${PYTHON_ENV[owner]})"
-                )
-                break
-            for key in ("environment", "notes", "smoke"):
-                if key in doc:
-                    merged[key] = doc[key]
-            merged["workloads"].update(doc["workloads"])
-        docs[impl] = merged
-    return docs
+    """Run the chosen implementations; ``{impl: merged worker document}``.
+
+    With ``args.rounds`` > 1 every implementation runs once per round, in reverse order every
+    other round, so that a machine whose speed drifts over minutes (a shared or virtual host)
+    slows all implementations alike; each metric is then the median over the rounds.
+    """
+    rounds = []
+    for number in range(args.rounds):
+        docs = {}
+        for impl in args.impls if number % 2 == 0 else args.impls[::-1]:
+            if rounds and "unavailable" in rounds[0][impl]:
+                docs[impl] = rounds[0][impl]
+            else:
+                docs[impl] = _collect_impl(impl, args, f" (round {number + 1})" * (number > 0))
+        rounds.append(docs)
+    return {impl: merge_rounds([docs[impl] for docs in rounds]) for impl in args.impls}
+
+
+def merge_rounds(docs: list) -> dict:
+    """One implementation's documents from several rounds as one: medians of the metrics.
+
+    Checksums and timings are the first round's; every round's metrics are kept under
+    ``rounds``. A workload that failed in any round keeps that round's failure.
+    """
+    merged = copy.deepcopy(docs[0])
+    if len(docs) == 1 or "unavailable" in merged:
+        return merged
+    for name, result in merged["workloads"].items():
+        results = [doc["workloads"].get(name, {"status": "missing"}) for doc in docs]
+        failed = [r for r in results if r.get("status") != "ok"]
+        if failed:
+            merged["workloads"][name] = copy.deepcopy(failed[0])
+            continue
+        result["rounds"] = [r["metrics"] for r in results]
+        for key in result["metrics"]:
+            values = [r["metrics"][key] for r in results if r["metrics"].get(key) is not None]
+            result["metrics"][key] = statistics.median(values) if values else None
+    return merged
+
+
+def _collect_impl(impl, args, label="") -> dict:
+    """One implementation, every workload: its worker document(s) merged into one."""
+    python = args.python[INTERPRETER_OF[impl]]
+    batches = [[w] for w in args.workloads] if args.isolate == "workload" else [args.workloads]
+    merged = {"impl": impl, "python": python, "workloads": {}}
+    for batch in batches:
+        _progress(f"{impl}: {','.join(batch)}{label}")
+        doc = run_worker(python, impl, batch, args)
+        if "unavailable" in doc:
+            owner = INTERPRETER_OF[impl]
+            option = f"--{owner.replace('_', '-')}-python"
+            merged["unavailable"] = (
+                f"{doc['unavailable']} (interpreter {python}; choose another with "
+                f"{option} or ${PYTHON_ENV[owner]})"
+            )
+            break
+        for key in ("environment", "notes", "smoke"):
+            if key in doc:
+                merged[key] = doc[key]
+        merged["workloads"].update(doc["workloads"])
+    return merged
 
 
 def _progress(message):
@@ -235,6 +275,13 @@ def parse_args(argv=None):
     )
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds per measurement")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every implementation this many times, interleaved, and report the median "
+        "(steadier figures on a machine whose speed drifts)",
+    )
+    parser.add_argument(
         "--steady-malloc",
         action="store_true",
         help="glibc keeps freed memory in every worker, so large temporaries do not page-fault "
@@ -258,6 +305,8 @@ def parse_args(argv=None):
         unknown = [v for v in value if v not in known]
         if unknown:
             parser.error(f"unknown {unknown}; choose from {', '.join(known)}")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     args.python = {name: getattr(args, f"python_{name}") for name in PYTHON_ENV}
     if args.isolate is None:
         args.isolate = "impl" if args.smoke else "workload"
@@ -271,13 +320,14 @@ def main(argv=None) -> int:
     docs = collect(args)
     machine["loadavg_end"] = _loadavg()
     report = verify(docs)
-    print(render(docs, report, machine, args.threads, args.steady_malloc))
+    print(render(docs, report, machine, args.threads, args.steady_malloc, args.rounds))
     result = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "duration_s": round(time.time() - started, 1),
         "smoke": args.smoke,
         "threads": args.threads,
         "min_time_s": args.min_time,
+        "rounds": args.rounds,
         "isolate": args.isolate,
         "steady_malloc": args.steady_malloc,
         "machine": machine,
