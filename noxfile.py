@@ -210,11 +210,21 @@ def compare(session: nox.Session) -> None:
     ``-- --workloads mlp_b100,cnn_small --threads 1``.
     """
     session.install("-e", ".", "threadpoolctl")
+    # dezero_xp on torch tensors too, when torch installs here (else that column is skipped).
+    try:
+        session.install(*os.environ.get(TORCH_SPEC_ENV, DEFAULT_TORCH_SPEC).split())
+    except nox.command.CommandFailed:
+        session.warn("compare: torch did not install; dezero_xp_torch is skipped")
     args = []
     for name in COMPARE_PEERS:
         python = _peer_python(session, name)
         args += [f"--{name}-python", python] if python else []
-    impls = ["dezero_xp", "numpy", *(n for n in COMPARE_PEERS if f"--{n}-python" in args)]
+    impls = [
+        "dezero_xp",
+        "dezero_xp_torch",
+        "numpy",
+        *(n for n in COMPARE_PEERS if f"--{n}-python" in args),
+    ]
     session.run(
         "python", "-m", "benchmarks.compare", "--impls", ",".join(impls), *args, *session.posargs
     )

@@ -137,3 +137,16 @@ def test_standard_only_uniform_float32_never_reaches_one(monkeypatch):
     sample = B.to_host(backend.ops.uniform((3,), backend.xp.float32))
     assert sample.dtype == np.float32
     assert (sample < 1.0).all(), sample
+
+
+@pytest.mark.parametrize("shape", [(), (5, 4)])
+def test_sigmoid_kernel_matches_the_logistic_function_without_overflow(xb, shape):
+    host = np.random.default_rng(4).uniform(-30, 30, size=shape)
+    host = np.concatenate([host.ravel(), [1000.0, -1000.0]]) if shape else host
+    for dtype in ("float32", "float64"):
+        x = xb.asarray(host.astype(dtype))
+        y = xb.numpy(xb.backend.ops.sigmoid(x))
+        assert y.dtype == np.dtype(dtype)
+        expected = 0.5 * (1 + np.tanh(0.5 * host))  # = 1 / (1 + exp(-x)), overflow-free
+        np.testing.assert_allclose(y, expected.astype(dtype), rtol=2e-6, atol=1e-7)
+        np.testing.assert_array_equal(xb.numpy(x), host.astype(dtype))  # input untouched

@@ -213,6 +213,13 @@ class GenericKernels:
                     self._copy_into(view, col[:, :, j, i])
         return img[:, :, ph : ph + h, pw : pw + w]
 
+    def sigmoid(self, x):
+        """``1 / (1 + exp(-x))`` through tanh (no overflow for large ``|x|``), one new array."""
+        y = self.xp.tanh(x * 0.5)
+        y *= 0.5
+        y += 0.5
+        return y
+
     def _zeros(self, shape, dtype):
         """A zero-filled array on this device (col2im's accumulator)."""
         return self.xp.zeros(shape, dtype=dtype, device=self.device)

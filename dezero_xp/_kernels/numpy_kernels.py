@@ -65,6 +65,15 @@ class NumpyKernels(GenericKernels):
     def col2im(self, col, img_shape, kernel_size, stride, pad):
         return self._col2im_in_place(col, img_shape, kernel_size, stride, pad)
 
+    def sigmoid(self, x):
+        y = x * 0.5
+        if type(y) is not np.ndarray:  # a NumPy scalar (0-d input): no out= for it
+            return np.tanh(y) * 0.5 + 0.5
+        np.tanh(y, out=y)  # in place: one array for the whole computation
+        y *= 0.5
+        y += 0.5
+        return y
+
     def _zeros(self, shape, dtype):
         return np.zeros(shape, dtype=dtype)
 

@@ -83,6 +83,9 @@ class TorchKernels(GenericKernels):
     def col2im(self, col, img_shape, kernel_size, stride, pad):
         return self._col2im_in_place(col, img_shape, kernel_size, stride, pad)
 
+    def sigmoid(self, x):
+        return self._torch.sigmoid(x)
+
     def _zeros(self, shape, dtype):
         return self._torch.zeros(shape, dtype=dtype, device=self.device)
 
