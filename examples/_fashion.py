@@ -13,7 +13,7 @@ import argparse
 import sys
 
 import numpy as np
-from _common import EXIT_MISSING_DATA, ArrayDataset
+from _common import EXIT_MISSING_DATA, ArrayDataset, plot_history
 
 from dezero_xp.datasets import DatasetNotFoundError, FashionMNIST
 
@@ -79,3 +79,18 @@ def load_or_exit(args, flatten: bool) -> tuple[ArrayDataset, ArrayDataset]:
     return _as_dataset(train_raw, args.train_size, flatten), _as_dataset(
         test_raw, args.test_size, flatten
     )
+
+
+def report(history, path, title: str) -> int:
+    """Print per-epoch and final figures, save the loss/accuracy plot; the exit status (0)."""
+    for epoch in range(history.epochs):
+        print(
+            f"  epoch {epoch + 1}: train loss {history.train_loss[epoch]:.4f}, "
+            f"test accuracy {history.test_acc[epoch]:.4f}"
+        )
+    print(
+        f"after {history.epochs} epochs ({history.seconds:.1f} s): test loss "
+        f"{history.test_loss[-1]:.4f}, test accuracy {history.test_acc[-1]:.4f}"
+    )
+    print(f"plot saved to {plot_history(history, path, title)}")
+    return 0

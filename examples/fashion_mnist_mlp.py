@@ -22,8 +22,8 @@ REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from _common import example_parser, fit_classifier, plot_history  # noqa: E402
-from _fashion import add_data_options, load_or_exit  # noqa: E402
+from _common import example_parser, fit_classifier  # noqa: E402
+from _fashion import add_data_options, load_or_exit, report  # noqa: E402
 
 import dezero_xp as dz  # noqa: E402
 import dezero_xp.functions as F  # noqa: E402
@@ -74,20 +74,9 @@ def main(argv=None) -> int:
         args.seed,
         progress=not args.no_progress,
     )
-    for epoch in range(history.epochs):
-        print(
-            f"  epoch {epoch + 1}: train loss {history.train_loss[epoch]:.4f}, "
-            f"test accuracy {history.test_acc[epoch]:.4f}"
-        )
-    print(
-        f"after {history.epochs} epochs ({history.seconds:.1f} s): test loss "
-        f"{history.test_loss[-1]:.4f}, test accuracy {history.test_acc[-1]:.4f}"
-    )
-    path = plot_history(
+    return report(
         history, args.output_dir / "fashion_mnist_mlp_history.png", "Fashion-MNIST, MLP + Adam"
     )
-    print(f"plot saved to {path}")
-    return 0
 
 
 if __name__ == "__main__":

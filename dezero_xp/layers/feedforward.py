@@ -56,7 +56,17 @@ class Linear(Layer):
 class _ConvBase(Layer):
     """Shared parts of Conv2d and Deconv2d: sizes, lazy ``W`` and the bias."""
 
-    def __init__(self, out_channels, kernel_size, stride, pad, nobias, dtype, in_channels, device):
+    def __init__(
+        self,
+        out_channels,
+        kernel_size,
+        stride=1,
+        pad=0,
+        nobias=False,
+        dtype="float32",
+        in_channels=None,
+        device=None,
+    ):
         super().__init__(device)
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -88,19 +98,6 @@ class Conv2d(_ConvBase):
     """2-D convolution; ``W`` (out, in, kh, kw) ~ N(0, 1/(in*kh*kw)), lazy when
     ``in_channels`` is None."""
 
-    def __init__(
-        self,
-        out_channels,
-        kernel_size,
-        stride=1,
-        pad=0,
-        nobias=False,
-        dtype="float32",
-        in_channels=None,
-        device=None,
-    ):
-        super().__init__(out_channels, kernel_size, stride, pad, nobias, dtype, in_channels, device)
-
     def _w_shape(self, C, OC, KH, KW):
         return (OC, C, KH, KW)
 
@@ -115,19 +112,6 @@ class Conv2d(_ConvBase):
 
 class Deconv2d(_ConvBase):
     """2-D transposed convolution; ``W`` (in, out, kh, kw), lazy when ``in_channels`` is None."""
-
-    def __init__(
-        self,
-        out_channels,
-        kernel_size,
-        stride=1,
-        pad=0,
-        nobias=False,
-        dtype="float32",
-        in_channels=None,
-        device=None,
-    ):
-        super().__init__(out_channels, kernel_size, stride, pad, nobias, dtype, in_channels, device)
 
     def _w_shape(self, C, OC, KH, KW):
         return (C, OC, KH, KW)
