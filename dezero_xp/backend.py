@@ -42,6 +42,7 @@ __all__ = [
     "get_backend",
     "get_default_device",
     "host_rng",
+    "uses_numpy_global_rng",
     "Movable",
     "is_array",
     "seed",
@@ -652,30 +653,44 @@ def _derived_seed(seed_value: int, backend: Backend) -> int:
 
 
 def seed(value: int) -> None:
-    """Seed the random generators of every backend (dropout, initialisers, shuffling)."""
+    """Seed the random generators of every backend (dropout, initialisers, shuffling).
+
+    Until ``seed`` is called, the NumPy backend and the host draws (DataLoader shuffling,
+    datasets, random transforms) use NumPy's global generator exactly as DeZero does, so
+    ``np.random.seed(n)`` makes a DeZero script reproducible with DeZero's numbers. After
+    ``seed(n)`` each backend has its own stream derived from ``n``, and NumPy's global
+    generator is neither read nor changed. ``seed(None)`` returns to the default.
+    """
     global _global_seed
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise TypeError(f"seed: expected an int, got {type(value).__name__}")
-    _global_seed = int(value)
+    if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool)):
+        raise TypeError(f"seed: expected an int or None, got {type(value).__name__}")
+    _global_seed = None if value is None else int(value)
     with _lock:
         _host_streams.clear()
         for backend in _backends.values():
-            backend.ops.seed(_derived_seed(_global_seed, backend))
+            backend.ops.seed(None if value is None else _derived_seed(_global_seed, backend))
+
+
+def uses_numpy_global_rng() -> bool:
+    """True until ``seed`` is called: host draws come from NumPy's global generator."""
+    return _global_seed is None
 
 
 # purpose -> how many host generators were handed out for it since the last seed()
 _host_streams: dict[str, int] = {}
 
 
-def host_rng(purpose: str) -> np.random.Generator:
-    """A new host NumPy Generator for ``purpose`` (data shuffling, random transforms).
+def host_rng(purpose: str):
+    """The host generator for ``purpose`` (data shuffling, datasets, random transforms).
 
-    After ``seed(n)`` the k-th generator asked for a given purpose is the same in every run and
-    on every device; before any ``seed`` call it draws fresh entropy.
+    Before any ``seed`` call this is NumPy's global generator (the ``np.random`` module, which
+    has the Generator methods used here: ``permutation``, ``uniform``, ``random``), so
+    ``np.random.seed`` applies. After ``seed(n)`` it is a new Generator, and the k-th one asked
+    for a given purpose is the same in every run and on every device.
     """
     with _lock:
         if _global_seed is None:
-            return np.random.default_rng()
+            return np.random
         k = _host_streams.get(purpose, 0)
         _host_streams[purpose] = k + 1
         return np.random.default_rng([_global_seed, zlib.crc32(purpose.encode()), k])

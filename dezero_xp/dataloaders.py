@@ -4,8 +4,9 @@ Batches are assembled on the host from a dataset (anything with ``__len__`` and
 ``__getitem__`` returning ``(x, t)``) and copied once, explicitly, to the requested device,
 where they arrive as arrays of that backend. Floating-point data is cast to ``dtype``
 (float32 unless given) and integer labels to int64, so every backend can index with them.
-Shuffling draws from a host generator that ``dz.seed(n)`` makes reproducible, independently of
-the device the model lives on.
+Shuffling draws ``np.random.permutation`` from NumPy's global generator, as DeZero does (so
+``np.random.seed`` applies), until ``dz.seed(n)`` gives it a seeded stream of its own; ``rng=``
+gives one loader its own generator. None of it depends on the device the model lives on.
 
 May import: numpy, dezero_xp.backend and dezero_xp.datasets.
 """
@@ -30,9 +31,12 @@ class DataLoader(Movable):
     device); ``gpu=True`` is DeZero's spelling of ``device="cuda"``. ``dtype`` is what
     floating-point data becomes (None keeps the dataset's dtypes). Iterating is DeZero's: the
     loader is its own iterator and rewinds itself (reshuffling) after each full epoch.
+    ``rng`` (a NumPy Generator or RandomState) shuffles this loader instead of the default.
     """
 
-    def __init__(self, dataset, batch_size, shuffle=True, device=None, gpu=False, dtype="float32"):
+    def __init__(
+        self, dataset, batch_size, shuffle=True, device=None, gpu=False, dtype="float32", rng=None
+    ):
         if int(batch_size) < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size!r}")
         self.dataset = dataset
@@ -46,7 +50,12 @@ class DataLoader(Movable):
         if gpu and device is None:
             device = "cuda"
         self._backend = get_backend(device)
-        self._rng = host_rng("DataLoader") if shuffle else None
+        if rng is not None and not hasattr(rng, "permutation"):
+            raise TypeError(
+                "DataLoader: rng must be a NumPy Generator or RandomState, got "
+                f"{type(rng).__name__}"
+            )
+        self._rng = rng if rng is not None else host_rng("DataLoader") if shuffle else None
         self.reset()
 
     # ------------------------------------------------------------------ devices

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from dezero_xp._download import DATA_DIR_ENV, DownloadError, default_cache_dir, get_file
-from dezero_xp.backend import host_rng
+from dezero_xp.backend import host_rng, uses_numpy_global_rng
 from dezero_xp.transforms import Compose, Flatten, Normalize, ToFloat
 
 __all__ = [
@@ -100,10 +100,17 @@ class Dataset:
 def get_spiral(train=True):
     """DeZero's spiral: 300 2-D points in 3 interleaved arms (seed 1984 train, 2020 test).
 
-    The same numbers as DeZero's ``get_spiral`` (which used ``np.random.seed``): a private
-    legacy ``RandomState`` replays that stream without touching NumPy's global one.
+    The same numbers as DeZero's ``get_spiral``. Like DeZero's, it reseeds NumPy's global
+    generator (``np.random.seed(1984)``), so what a script draws next (weights, shuffles) is
+    DeZero's too; after ``dz.seed()`` a private ``RandomState`` replays the same stream and the
+    global generator is left alone.
     """
-    rs = np.random.RandomState(1984 if train else 2020)
+    seed = 1984 if train else 2020
+    if uses_numpy_global_rng():
+        np.random.seed(seed)
+        rs = np.random
+    else:
+        rs = np.random.RandomState(seed)
     num_data, num_class, input_dim = 100, 3, 2
     data_size = num_class * num_data
     x = np.zeros((data_size, input_dim), dtype=np.float32)
@@ -130,14 +137,16 @@ class Spiral(Dataset):
 class SinCurve(Dataset):
     """999 steps of a sine (train, with noise) or cosine (test): predict the next value.
 
-    float32 ``(999, 1)``; the noise is reproducible under ``dz.seed``.
+    float32 ``(999, 1)``; the noise is DeZero's draw (``np.random.uniform``, made for the test
+    set too, as DeZero does), reproducible under ``np.random.seed`` or ``dz.seed``.
     """
 
     def prepare(self):
         num_data = 1000
         x = np.linspace(0, 2 * np.pi, num_data)
+        noise = host_rng("datasets.SinCurve").uniform(-0.05, 0.05, size=x.shape)
         if self.train:
-            y = np.sin(x) + host_rng("datasets.SinCurve").uniform(-0.05, 0.05, size=x.shape)
+            y = np.sin(x) + noise
         else:
             y = np.cos(x)
         y = y.astype(np.float32)

@@ -64,7 +64,8 @@ class CupyKernels(GenericKernels):
     # ------------------------------------------------------------------ random numbers
     def seed(self, value):
         with self.scope():
-            self._random_state = self._cupy.random.RandomState(int(value) % (2**64))
+            value = None if value is None else int(value) % (2**64)  # None: fresh entropy
+            self._random_state = self._cupy.random.RandomState(value)
 
     def uniform(self, shape, dtype):
         with self.scope():

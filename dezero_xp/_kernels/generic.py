@@ -76,8 +76,8 @@ class GenericKernels:
         return array_api_compat.to_device(array, self.device)
 
     # ------------------------------------------------------------------ random numbers
-    def seed(self, value: int) -> None:
-        """Restart this backend's random stream from ``value``."""
+    def seed(self, value: int | None) -> None:
+        """Restart this backend's random stream from ``value`` (None: the default stream)."""
         self._rng = np.random.default_rng(value)
 
     def uniform(self, shape, dtype):
@@ -89,6 +89,10 @@ class GenericKernels:
     def normal(self, shape, dtype):
         """Samples of N(0, 1) with the given shape and floating dtype."""
         return self.xp.astype(self.from_host(self._rng.standard_normal(shape)), dtype)
+
+    def keep_mask(self, shape, ratio, dtype):
+        """A boolean array, True where a U[0, 1) sample of ``dtype`` exceeds ``ratio``."""
+        return self.uniform(shape, dtype) > ratio
 
     def permutation(self, n: int):
         """A random permutation of ``range(n)`` as an integer array on this device."""

@@ -1,4 +1,8 @@
-"""NumPy's kernel table: ``np.add.at`` scatter-add, ``np.pad``, a NumPy Generator.
+"""NumPy's kernel table: ``np.add.at`` scatter-add, ``np.pad``, random numbers.
+
+Random numbers come from NumPy's global generator (``np.random.seed`` applies), drawn exactly as
+DeZero draws them (float64 ``rand``/``randn``, then cast), until ``dz.seed()`` gives this backend
+a generator of its own.
 
 May import: numpy and dezero_xp._kernels.generic.
 """
@@ -25,20 +29,41 @@ class NumpyKernels(GenericKernels):
     def from_same_library(self, array):
         return array
 
+    def __init__(self, backend):
+        super().__init__(backend)
+        self._rng = None  # None: NumPy's global generator; dz.seed() sets a Generator
+
+    def seed(self, value):
+        self._rng = None if value is None else np.random.default_rng(value)
+
     def uniform(self, shape, dtype):
         dtype = np.dtype(dtype)
+        if self._rng is None:  # DeZero's ``np.random.rand(*shape)``, then the dtype
+            sample = np.asarray(np.random.random_sample(shape)).astype(dtype)
+            if dtype != np.float64:  # a sample just below 1 may round up to 1.0
+                np.minimum(sample, np.nextafter(dtype.type(1), dtype.type(0)), out=sample)
+            return sample
         if dtype in (np.float32, np.float64):
             return self._rng.random(shape, dtype=dtype)
         return self._rng.random(shape).astype(dtype)
 
     def normal(self, shape, dtype):
         dtype = np.dtype(dtype)
+        if self._rng is None:  # DeZero's ``np.random.randn(*shape).astype(dtype)``
+            return np.asarray(np.random.standard_normal(shape)).astype(dtype)
         if dtype in (np.float32, np.float64):
             return self._rng.standard_normal(shape, dtype=dtype)
         return self._rng.standard_normal(shape).astype(dtype)
 
     def permutation(self, n):
+        if self._rng is None:  # DeZero's ``np.random.permutation(n)``
+            return np.random.permutation(n)
         return self._rng.permutation(n)
+
+    def keep_mask(self, shape, ratio, dtype):
+        if self._rng is None:  # DeZero's ``np.random.rand(*shape) > ratio``, compared in float64
+            return np.asarray(np.random.random_sample(shape)) > ratio
+        return super().keep_mask(shape, ratio, dtype)
 
     def scatter_add(self, target, key, values):
         np.add.at(target, key, values)

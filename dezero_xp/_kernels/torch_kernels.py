@@ -31,7 +31,10 @@ class TorchKernels(GenericKernels):
         return array.to(self.device, copy=True)
 
     def seed(self, value):
-        self._generator.manual_seed(int(value) % (2**63))
+        if value is None:  # fresh entropy
+            self._generator.seed()
+        else:
+            self._generator.manual_seed(int(value) % (2**63))
 
     def uniform(self, shape, dtype):
         return self._torch.rand(

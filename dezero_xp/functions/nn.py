@@ -2,8 +2,9 @@
 
 ``dropout`` and ``batch_norm`` read ``Config.train`` (set by ``dezero_xp.test_mode()``):
 dropout is the identity in test mode, batch norm then uses its running statistics. Random
-masks come from the backend's own generator (``self.ops.uniform``), seeded by
-``dezero_xp.seed``. Every backward is written with Variables, so double backward works.
+masks come from the backend's kernel table (``self.ops.keep_mask``): NumPy's global generator on
+NumPy, as DeZero draws them, unless ``dezero_xp.seed`` was called. Every backward is written
+with Variables, so double backward works.
 
 May import: dezero_xp._config, dezero_xp.backend, dezero_xp.core, dezero_xp._shape and the other
 families of dezero_xp.functions.
@@ -99,10 +100,12 @@ class Dropout(Function):
         xp = self.xp
         if not xp.isdtype(x.dtype, "real floating"):
             raise TypeError(f"dropout: x must be a floating array, got dtype {x.dtype}")
-        keep = self.ops.uniform(tuple(x.shape), x.dtype) > self.dropout_ratio
-        # Kept units are scaled by 1 / (1 - ratio) so the expected value is unchanged.
-        self.mask = xp.astype(keep, x.dtype) / (1.0 - self.dropout_ratio)
-        return x * self.mask
+        keep = xp.astype(self.ops.keep_mask(tuple(x.shape), self.dropout_ratio, x.dtype), x.dtype)
+        # Kept units are scaled by 1 / (1 - ratio) so the expected value is unchanged; the
+        # forward divides by the scale in x's dtype, as DeZero's ``x * mask / scale`` does.
+        scale = 1.0 - self.dropout_ratio
+        self.mask = keep / scale
+        return x * keep / scale
 
     def backward(self, gy):
         return gy * wrap_array(self.mask, self.backend)

@@ -23,7 +23,10 @@ class RNN(Layer):
     def __init__(self, hidden_size, in_size=None, dtype="float32", device=None):
         super().__init__(device)
         self.x2h = Linear(hidden_size, in_size=in_size, dtype=dtype, device=device)
-        self.h2h = Linear(hidden_size, in_size=hidden_size, nobias=True, dtype=dtype, device=device)
+        # Lazy when x2h is (DeZero's draw order: x2h's weights at the first step, h2h's at the
+        # second), else made now, after x2h's.
+        h_in = None if in_size is None else hidden_size
+        self.h2h = Linear(hidden_size, in_size=h_in, nobias=True, dtype=dtype, device=device)
         self.h = None
 
     def reset_state(self):
