@@ -1,35 +1,42 @@
-"""The array-namespace layer: devices, backends, resolution, transfers and the kernel table.
+"""The array-namespace layer's public face: device specs, resolution, transfers, seeds, policy.
 
 Every op reaches its array library through a :class:`Backend` found here. A backend is a
 singleton per (library, device) and holds the namespace called on the hot path (``xp``), our own
-:class:`Device` value and the kernel table (``ops``) for the few things the Python Array API
-standard lacks (scatter-add, pad, random numbers, host transfers, im2col/col2im).
+:class:`Device` value, the kernel table (``ops``) for the few things the Python Array API
+standard lacks, allocation in a dtype and its device scope (``with backend:``).
 
-Resolution from an array is a dict lookup keyed on ``type(array)``; device specs (``None``,
-``"cpu"``, ``"cuda:1"``, ``"auto"``, ints, library device objects) resolve through
-:func:`get_backend`, which also implements the CUDA-to-CPU fallback.
+This module knows no library by name: each one is an adapter in ``dezero_xp._backends``
+(``ADAPTERS``). Device specs (``None``, ``"cpu"``, ``"cuda:1"``, ``"auto"``, ints, library device
+objects) go through a table of the adapters' spec words; resolution from an array is a dict
+lookup keyed on ``type(array)`` (the first sighting of a type asks each adapter). The policy for
+a device an adapter cannot provide lives here: warn once and fall back to the CPU, or raise in
+strict device mode.
 
-May import: numpy, array_api_compat, and (lazily, inside functions) cupy, torch and
-array_api_strict. It imports nothing from dezero_xp except the kernel modules it assembles.
-This is the only module of the package that imports cupy.
+May import: numpy (seeds and host values) and dezero_xp._backends.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import sys
-import threading
 import warnings
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from dezero_xp import _kernels
+from dezero_xp._backends import ADAPTERS
+from dezero_xp._backends.base import (
+    REGISTRY,
+    Backend,
+    BackendUnavailable,
+    Device,
+    DeviceFallbackWarning,
+    DeviceMismatchError,
+    DeviceUnavailableError,
+    dtype_name,
+)
 
 __all__ = [
     "Backend",
@@ -38,6 +45,8 @@ __all__ = [
     "DeviceMismatchError",
     "DeviceUnavailableError",
     "backend_of",
+    "cuda_available",
+    "dtype_name",
     "get_array_module",
     "get_backend",
     "get_default_device",
@@ -53,330 +62,44 @@ __all__ = [
     "transfer",
 ]
 
-
-# --------------------------------------------------------------------------- errors
-
-
-class DeviceMismatchError(ValueError):
-    """Inputs of one op live on different devices or in different array libraries."""
-
-
-class DeviceUnavailableError(RuntimeError):
-    """A requested device cannot be used and falling back to the CPU is not allowed."""
-
-
-class DeviceFallbackWarning(RuntimeWarning):
-    """A CUDA device was requested but is not usable: the CPU is used instead."""
-
-
-# --------------------------------------------------------------------------- Device
-
-
-@dataclass(frozen=True, slots=True)
-class Device:
-    """Where arrays live: ``cpu``, ``cuda:0``, ``strict:device1``, ...
-
-    Our own small hashable value; library device objects are not reliably hashable, so nothing
-    is ever keyed on them.
-    """
-
-    type: str
-    index: int | str | None = None
-
-    def __str__(self) -> str:
-        return self.type if self.index is None else f"{self.type}:{self.index}"
-
-    def __repr__(self) -> str:
-        return f"Device('{self}')"
-
-    # A Device also equals its string form, so `x.device == "cpu"` reads naturally.
-    def __eq__(self, other) -> bool:
-        if isinstance(other, Device):
-            return self.type == other.type and self.index == other.index
-        if isinstance(other, str):
-            return str(self) == other
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(str(self))
-
-
-CPU = Device("cpu")
-
-
-# --------------------------------------------------------------------------- Backend
-
-
-class Backend:
-    """One array library on one device: ``xp`` (namespace), ``device``, ``ops`` (kernel table).
-
-    Backends are singletons: two arrays are on the same device of the same library exactly when
-    their backends are the same object, which is the whole device check of ``Function``.
-    """
-
-    __slots__ = (
-        "name",
-        "xp",
-        "device",
-        "native_device",
-        "ops",
-        "array_type",
-        "coerce",
-        "value_types",
-        "scoped",
-        "__weakref__",
-    )
-
-    def __init__(self, name, xp, device, native_device, ops_factory, array_type):
-        self.name = name  # library: "numpy", "cupy", "torch", "strict" (array-api-strict), ...
-        self.xp = xp
-        self.device = device
-        self.native_device = native_device  # the library's own device object (or None)
-        self.array_type = array_type
-        self.ops = ops_factory(self)
-        # Turns what an op returned into an array of this backend (NumPy returns scalars for
-        # 0-d results): np.asarray itself on NumPy, the kernel table's asarray elsewhere.
-        self.coerce = np.asarray if xp is np else self.ops.asarray
-        # What an op may return and keep as it is. On NumPy that includes NumPy's scalars, which
-        # its ufuncs return for 0-d inputs: arithmetic on them is ~10x faster than on 0-d arrays,
-        # so 0-d graphs stay on scalars and `Variable.data` turns them into 0-d arrays on access.
-        self.value_types = _NUMPY_VALUE_TYPES if xp is np else frozenset((array_type,))
-        # True when ops must run under ``ops.scope()`` (CuPy computes and allocates on its
-        # *current* device, so cuda:1 arrays need cuda:1 made current around every op).
-        self.scoped = False
-
-    def __repr__(self) -> str:
-        return f"<Backend {self}>"
-
-    def __str__(self) -> str:
-        # A spec that get_backend() accepts back: "numpy:cpu", "cupy:cuda:0", "strict:device1".
-        device = str(self.device)
-        return device if device.startswith(self.name + ":") else f"{self.name}:{device}"
-
-    @property
-    def is_gpu(self) -> bool:
-        """True when the arrays of this backend live in accelerator memory."""
-        return self.device.type == "cuda"
-
-    # Thin conveniences over the kernel table, so callers need not know about ``ops``.
-    def asarray(self, obj, dtype=None):
-        """An array of this backend from ``obj`` (a scalar, a sequence or a host array)."""
-        return self.ops.asarray(obj, dtype)
-
-    def from_host(self, array: np.ndarray):
-        """Copy a NumPy array onto this backend's device."""
-        return self.ops.from_host(array)
-
-    def to_host(self, array) -> np.ndarray:
-        """Copy an array of this backend to a NumPy array."""
-        return self.ops.to_host(array)
-
-
-_NUMPY_VALUE_TYPES = frozenset(
-    {np.ndarray} | {t for t in set(np.sctypeDict.values()) if issubclass(t, np.generic)}
+_SPEC_HELP = "accepted device specs: None, " + ", ".join(
+    [*(adapter.spec_help for adapter in ADAPTERS if adapter.spec_help), '"auto"', "a Backend"]
 )
 
-
-# --------------------------------------------------------------------------- registry
-
-_lock = threading.RLock()
+# spec word ("cpu", "cuda", "torch", ...) -> the adapter that answers it
+_WORDS = {word: adapter for adapter in ADAPTERS for word in adapter.words}
 _global_seed: int | None = None  # set by seed(); backends created later derive theirs from it
-_backends: dict[tuple[str, str], Backend] = {}
-# type(array) -> function(array) -> Backend. NumPy's entry ignores its argument.
+
+
+def _seed_new_backend(backend: Backend) -> None:
+    if _global_seed is not None:
+        backend.ops.seed(_derived_seed(_global_seed, backend))
+
+
+REGISTRY.on_create = _seed_new_backend
+# The CPU backend: the default device and the fallback of an unusable one.
+NUMPY = _WORDS["cpu"].from_words("cpu", "", "cpu")
+
+# --------------------------------------------------------------------------- resolution
+
+# type(array) -> function(array) -> Backend
 _resolvers: dict[type, Callable[[Any], Backend]] = {}
 
 
-def _register(name, xp, device, native_device, ops_factory, array_type) -> Backend:
-    key = (name, str(device))
-    with _lock:
-        backend = _backends.get(key)
-        if backend is None:
-            backend = Backend(name, xp, device, native_device, ops_factory, array_type)
-            _backends[key] = backend
-            if _global_seed is not None:
-                backend.ops.seed(_derived_seed(_global_seed, backend))
-        return backend
-
-
-def _numpy_backend() -> Backend:
-    return _register("numpy", np, CPU, "cpu", _kernels.NumpyKernels, np.ndarray)
-
-
-NUMPY = _numpy_backend()
-
-
-def _numpy_resolver(_array) -> Backend:
-    return NUMPY
-
-
-_resolvers[np.ndarray] = _numpy_resolver
-
-
-# ---- CuPy (imported lazily; `import cupy` succeeds on machines without a GPU)
-
-
-def _import_cupy():
-    """Import CuPy. A separate function so tests can simulate its absence."""
-    import cupy  # noqa: PLC0415 - optional dependency
-
-    return cupy
-
-
-def _import_cupyx():
-    import cupyx  # noqa: PLC0415 - optional dependency, ships with cupy
-
-    return cupyx
-
-
-def _cupy_namespace(cupy):
-    """array-api-compat's CuPy namespace.
-
-    Bare ``cupy`` carries most standard names, but not all standard signatures (``reshape`` and
-    ``asarray`` without ``copy=``, creation functions without ``device=``), and a GPU op costs
-    microseconds of launch anyway, so the thin compat wrapper is the safe choice here.
-    """
-    del cupy  # the compat namespace imports it itself
-    import array_api_compat.cupy as compat_cupy  # noqa: PLC0415
-
-    return compat_cupy
-
-
-def _cupy_backend(index: int) -> Backend:
-    key = ("cupy", f"cuda:{index}")
-    backend = _backends.get(key)
-    if backend is not None:
-        return backend
-    cupy = _import_cupy()
-    from dezero_xp._kernels.cupy_kernels import CupyKernels  # noqa: PLC0415
-
-    backend = _register(
-        "cupy",
-        _cupy_namespace(cupy),
-        Device("cuda", index),
-        cupy.cuda.Device(index),
-        functools.partial(CupyKernels, cupy=cupy, cupyx=_import_cupyx()),
-        cupy.ndarray,
-    )
-    backend.scoped = True
-    if cupy.ndarray not in _resolvers:
-        _resolvers[cupy.ndarray] = lambda a: _cupy_backend(a.device.id)
-    return backend
-
-
-# ---- array-api-strict (several fake devices)
-
-
-def _strict_device_name(device) -> str:
-    match = re.search(r"'([^']*)'", repr(device))
-    return match.group(1) if match else str(device)
-
-
-def _strict_backend(name: str | None = None) -> Backend:
-    import array_api_strict as strict  # noqa: PLC0415 - optional dependency
-    from array_api_strict._array_object import Array as StrictArray  # noqa: PLC0415
-
-    name = name or "CPU_DEVICE"
-    key = ("strict", f"strict:{name}")
-    backend = _backends.get(key)
-    if backend is not None:
-        return backend
-    try:
-        native = strict.Device(name)
-    except ValueError as exc:
-        raise ValueError(f"device 'strict:{name}': {str(exc).rstrip('.')}; {_SPEC_HELP}") from None
-    backend = _register(
-        "strict",
-        strict,
-        Device("strict", name),
-        native,
-        _kernels.GenericKernels,
-        StrictArray,
-    )
-    _resolvers.setdefault(StrictArray, lambda a: _strict_backend(_strict_device_name(a.device)))
-    return backend
-
-
-# ---- PyTorch through array-api-compat
-
-
-def _torch_backend(device=None) -> Backend:
-    import array_api_compat.torch as xp_torch  # noqa: PLC0415
-    import torch  # noqa: PLC0415 - optional dependency
-
-    native = torch.device(device if device is not None else "cpu")
-    if native.type == "cpu":
-        native = torch.device("cpu")  # tensors report "cpu", never "cpu:0": one backend for both
-    elif native.type == "cuda":
-        if native.index is None:
-            native = torch.device("cuda", 0)
-        if not torch.cuda.is_available():
-            reason = "torch.cuda.is_available() is False"
-            return _fall_back_to_cpu(f"torch:{native}", reason, _torch_backend("cpu"))
-    ours = Device(native.type, native.index)
-    key = ("torch", str(ours))
-    backend = _backends.get(key)
-    if backend is not None:
-        return backend
-    backend = _register("torch", xp_torch, ours, native, _kernels.TorchKernels, torch.Tensor)
-    _resolvers.setdefault(torch.Tensor, _torch_resolver)
-    return backend
-
-
-# A tensor's backend by its device's (type, index), a str and an int or None (never the device
-# object itself): about 0.4 us per lookup, against 4.5 us through _torch_backend.
-_torch_by_device: dict[tuple[str, int | None], Backend] = {}
-
-
-def _torch_resolver(array) -> Backend:
-    device = array.device
-    key = (device.type, device.index)
-    backend = _torch_by_device.get(key)
-    if backend is None:
-        backend = _torch_by_device[key] = _torch_backend(device)
-    return backend
-
-
-# ---- anything else that array-api-compat understands
-
-
-def _generic_backend(array) -> Backend:
-    import array_api_compat  # noqa: PLC0415
-
-    xp = array_api_compat.array_namespace(array)
-    native = array_api_compat.device(array)
-    name = getattr(xp, "__name__", type(array).__module__).split(".")[-1]
-    return _register(name, xp, Device(str(native)), native, _kernels.GenericKernels, type(array))
-
-
 def _resolve_new_type(array) -> Backend:
-    """First sighting of an array type: find its backend and remember how for next time."""
+    """First sighting of an array type: find its adapter and remember how for next time."""
+    for adapter in ADAPTERS:
+        resolver = adapter.resolver(array)
+        if resolver is not None:
+            _resolvers[type(array)] = resolver
+            return resolver(array)
     kind = type(array)
-    module = kind.__module__.split(".")[0]
-    if isinstance(array, np.generic):
-        # NumPy scalars (np.float64(1.0)) are host values of the NumPy backend.
-        _resolvers[kind] = _numpy_resolver
-        return NUMPY
-    if module == "cupy":
-        return _cupy_backend(array.device.id)
-    if module == "array_api_strict":
-        return _strict_backend(_strict_device_name(array.device))
-    if module == "torch":
-        return _torch_backend(array.device)
-    try:
-        import array_api_compat  # noqa: PLC0415
-
-        supported = array_api_compat.is_array_api_obj(array)
-    except ImportError:  # pragma: no cover - array-api-compat is a dependency
-        supported = False
-    if not supported or isinstance(array, (bool, int, float, complex, str, bytes)):
-        raise TypeError(
-            f"unsupported array type {kind.__module__}.{kind.__qualname__}: dezero_xp works on "
-            "numpy.ndarray, cupy.ndarray and Array API arrays (array-api-strict, torch.Tensor, "
-            "...). Convert the data first, e.g. numpy.asarray(data)."
-        )
-    backend = _generic_backend(array)
-    _resolvers[kind] = lambda a: _generic_backend(a)
-    return backend
+    libraries = ", ".join(adapter.name for adapter in ADAPTERS[:-1])
+    raise TypeError(
+        f"unsupported array type {kind.__module__}.{kind.__qualname__}: dezero_xp works on "
+        f"arrays of {libraries} and any other Array API library. Convert the data first, e.g. "
+        "numpy.asarray(data)."
+    )
 
 
 def backend_of(array) -> Backend:
@@ -387,17 +110,20 @@ def backend_of(array) -> Backend:
     return resolver(array)
 
 
+_NOT_ARRAYS = (bool, int, float, complex, str, bytes, list, tuple, dict, type(None))
+
+
 def is_array(obj) -> bool:
-    """True for arrays of any supported library (not for Python scalars or lists)."""
-    if type(obj) in _resolvers:
-        return not isinstance(obj, np.generic)
-    if isinstance(obj, (bool, int, float, complex, str, bytes, list, tuple, dict)) or obj is None:
+    """True for arrays of any supported library (not for Python or NumPy scalars, or lists)."""
+    if isinstance(obj, _NOT_ARRAYS) or isinstance(obj, np.generic):
         return False
+    if type(obj) in _resolvers:
+        return True
     try:
         backend_of(obj)
     except TypeError:
         return False
-    return not isinstance(obj, np.generic)
+    return True
 
 
 def get_array_module(x):
@@ -417,7 +143,6 @@ _strict_devices = os.environ.get("DEZERO_XP_STRICT_DEVICES", "").strip().lower()
     "yes",
     "on",
 )
-_cuda_status_cache: tuple[bool, str] | None = None
 _fallback_warned = False
 
 
@@ -448,67 +173,36 @@ def strict_devices() -> bool:
 
 
 def _cuda_status() -> tuple[bool, str]:
-    """(usable, reason) for CUDA through CuPy, computed once per process."""
-    global _cuda_status_cache
-    if _cuda_status_cache is None:
-        try:
-            cupy = _import_cupy()
-        except Exception as exc:  # ImportError, or a broken CUDA install raising at import
-            _cuda_status_cache = (
-                False,
-                f"CuPy is not importable ({type(exc).__name__}: {exc}); install it with "
-                "`pip install dezero_xp[cuda12]` (or [cuda13])",
-            )
-        else:
-            try:
-                available = bool(cupy.cuda.is_available())
-            except Exception as exc:  # driver errors surface here
-                available, why = False, f"{type(exc).__name__}: {exc}"
-            else:
-                why = "cupy.cuda.is_available() is False"
-            if available:
-                _cuda_status_cache = (True, "")
-            else:
-                _cuda_status_cache = (
-                    False,
-                    f"CuPy is installed but no CUDA device is usable ({why})",
-                )
-    return _cuda_status_cache
+    """(usable, reason) of whatever answers the spec ``"cuda"``, computed once per process."""
+    return _WORDS["cuda"].status()
 
 
 def cuda_available() -> bool:
-    """True when CuPy imports and sees at least one usable CUDA device."""
+    """True when a CUDA device is usable (CuPy imports and sees at least one)."""
     return _cuda_status()[0]
 
 
 def _reset_device_state() -> None:
-    """Forget the cached CUDA probe and the fallback warning (for tests)."""
-    global _cuda_status_cache, _fallback_warned
-    _cuda_status_cache = None
+    """Forget the cached device probes and the fallback warning (for tests)."""
+    global _fallback_warned
     _fallback_warned = False
+    for adapter in ADAPTERS:
+        adapter.reset()
 
 
-def _cuda_or_fallback(index: int, spec) -> Backend:
-    usable, reason = _cuda_status()
-    if usable:
-        count = _import_cupy().cuda.runtime.getDeviceCount()
-        if index >= count:
-            raise DeviceUnavailableError(
-                f"device {spec!r}: CUDA device {index} does not exist; this machine has "
-                f"{count} CUDA device(s) (cuda:0 .. cuda:{count - 1})"
-            )
-        return _cupy_backend(index)
-    return _fall_back_to_cpu(spec, reason, NUMPY)
-
-
-def _fall_back_to_cpu(spec, reason: str, cpu_backend: Backend) -> Backend:
-    """``cpu_backend`` instead of an unusable CUDA device: warn once, or raise in strict mode."""
-    if _strict_devices:
-        raise DeviceUnavailableError(
-            f"device {spec!r} is not usable: {reason}. Strict device mode is on "
-            "(DEZERO_XP_STRICT_DEVICES / set_strict_devices), so there is no CPU fallback; "
-            'use device="cpu" or "auto", or turn strict mode off.'
+def _fall_back(spec, unavailable: BackendUnavailable) -> Backend:
+    """The fallback instead of an unusable device: warn once, or raise in strict mode."""
+    reason = unavailable.reason
+    spec = unavailable.device or spec
+    if _strict_devices or unavailable.fallback is None:
+        why = (
+            "Strict device mode is on (DEZERO_XP_STRICT_DEVICES / set_strict_devices), so there "
+            'is no CPU fallback; use device="cpu" or "auto", or turn strict mode off.'
+            if unavailable.fallback is not None
+            else 'use device="cpu".'
         )
+        raise DeviceUnavailableError(f"device {spec!r} is not usable: {reason}. {why}") from None
+    cpu_backend = get_backend(unavailable.fallback)
     global _fallback_warned
     if not _fallback_warned:
         _fallback_warned = True
@@ -532,42 +226,38 @@ def _caller_stacklevel() -> int:
     return level
 
 
-_SPEC_HELP = (
-    'accepted device specs: None, "cpu", "cuda", "cuda:N", "gpu", "auto", an int N (CUDA N; '
-    'negative means CPU), "strict[:NAME]", "torch[:cpu|:cuda:N]", a cupy/torch/array-api-strict '
-    "device object, or a Backend"
-)
+def _auto() -> Backend:
+    """The first adapter that prefers itself for ``"auto"`` and is usable, else the CPU."""
+    for adapter in ADAPTERS:
+        if adapter.auto and adapter.status()[0]:
+            try:
+                return adapter.from_words("auto", "", "auto")
+            except BackendUnavailable:
+                continue
+    return NUMPY
 
 
-def _parse_index(text: str, spec) -> int:
-    try:
-        index = int(text)
-    except ValueError:
-        raise ValueError(
-            f"device {spec!r}: {text!r} is not a device number; {_SPEC_HELP}"
-        ) from None
-    if index < 0:
-        raise ValueError(f"device {spec!r}: device numbers are >= 0; {_SPEC_HELP}")
-    return index
+def _from_string(spec: str) -> Backend:
+    word, _, rest = spec.strip().partition(":")
+    word = word.lower()
+    if word == "auto" and not rest:
+        return _auto()
+    adapter = _WORDS.get(word)
+    if adapter is None:
+        raise ValueError(f"unknown device {spec!r}; {_SPEC_HELP}")
+    return adapter.from_words(word, rest, spec)
 
 
-def _backend_from_string(spec: str) -> Backend:
-    text = spec.strip()
-    library, _, rest = text.partition(":")
-    library = library.lower()
-    if library in ("cpu", "numpy") and rest in ("", "cpu"):
-        return NUMPY
-    if library == "auto" and not rest:
-        return _cupy_backend(0) if _cuda_status()[0] else NUMPY
-    if library in ("cuda", "gpu", "cupy"):
-        if rest.startswith("cuda:"):
-            rest = rest[5:]
-        return _cuda_or_fallback(_parse_index(rest, spec) if rest else 0, spec)
-    if library in ("strict", "array_api_strict"):
-        return _strict_backend(rest or None)
-    if library == "torch":
-        return _torch_backend(rest or "cpu")
-    raise ValueError(f"unknown device {spec!r}; {_SPEC_HELP}")
+def _from_object(spec) -> Backend:
+    if isinstance(spec, bool):
+        raise TypeError(f"device {spec!r}: a bool is not a device; {_SPEC_HELP}")
+    for adapter in ADAPTERS:
+        backend = adapter.from_object(spec)
+        if backend is not None:
+            return backend
+    if isinstance(spec, Device):
+        raise ValueError(f"no backend for {spec!r}; {_SPEC_HELP}")
+    raise TypeError(f"cannot interpret {type(spec).__name__} {spec!r} as a device; {_SPEC_HELP}")
 
 
 def get_backend(spec=None) -> Backend:
@@ -580,28 +270,16 @@ def get_backend(spec=None) -> Backend:
         spec = _default_spec
     if isinstance(spec, Backend):
         return spec
-    if isinstance(spec, str):
-        return _backend_from_string(spec)
-    if isinstance(spec, Device):
-        if spec.type == "cpu":
-            return NUMPY
-        if spec.type == "cuda":
-            return _cuda_or_fallback(int(spec.index or 0), spec)
-        if spec.type == "strict":
-            return _strict_backend(str(spec.index) if spec.index is not None else None)
-        raise ValueError(f"no backend for {spec!r}; {_SPEC_HELP}")
-    if isinstance(spec, bool):
-        raise TypeError(f"device {spec!r}: a bool is not a device; {_SPEC_HELP}")
-    if isinstance(spec, (int, np.integer)):
-        return NUMPY if spec < 0 else _cuda_or_fallback(int(spec), spec)
-    module = type(spec).__module__.split(".")[0]
-    if module == "cupy":
-        return _cuda_or_fallback(int(spec.id), spec)
-    if module == "torch":
-        return _torch_backend(spec)
-    if module == "array_api_strict":
-        return _strict_backend(_strict_device_name(spec))
-    raise TypeError(f"cannot interpret {type(spec).__name__} {spec!r} as a device; {_SPEC_HELP}")
+    try:
+        if isinstance(spec, str):
+            return _from_string(spec)
+        return _from_object(spec)
+    except BackendUnavailable as unavailable:
+        return _fall_back(spec, unavailable)
+    except ValueError as exc:
+        if _SPEC_HELP in str(exc) or isinstance(exc, DeviceMismatchError):
+            raise
+        raise ValueError(f"{exc}; {_SPEC_HELP}") from None
 
 
 # --------------------------------------------------------------------------- transfers
@@ -665,9 +343,9 @@ def seed(value: int) -> None:
     if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool)):
         raise TypeError(f"seed: expected an int or None, got {type(value).__name__}")
     _global_seed = None if value is None else int(value)
-    with _lock:
+    with REGISTRY.lock:
         _host_streams.clear()
-        for backend in _backends.values():
+        for backend in REGISTRY.backends.values():
             backend.ops.seed(None if value is None else _derived_seed(_global_seed, backend))
 
 
@@ -688,7 +366,7 @@ def host_rng(purpose: str):
     ``np.random.seed`` applies. After ``seed(n)`` it is a new Generator, and the k-th one asked
     for a given purpose is the same in every run and on every device.
     """
-    with _lock:
+    with REGISTRY.lock:
         if _global_seed is None:
             return np.random
         k = _host_streams.get(purpose, 0)

@@ -10,16 +10,15 @@ float32; integer and boolean data keep their kind. The arrays are made directly 
 
 Each helper returns a new leaf :class:`~dezero_xp.core.Variable`.
 
-May import: dezero_xp.backend, dezero_xp.core and dezero_xp.serialization (dtype names).
+May import: dezero_xp.backend and dezero_xp.core.
 """
 
 from __future__ import annotations
 
 import operator
 
-from dezero_xp.backend import backend_of, get_backend, is_array, is_scalar, transfer
+from dezero_xp.backend import backend_of, dtype_name, get_backend, is_array, is_scalar, transfer
 from dezero_xp.core import Variable, wrap_array
-from dezero_xp.serialization import dtype_name
 
 __all__ = [
     "DEFAULT_FLOAT",
@@ -37,7 +36,6 @@ __all__ = [
 
 DEFAULT_FLOAT = "float32"
 _DEFAULT_COMPLEX = "complex64"
-_KINDS = ("bool", "integral", "real floating", "complex floating")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -60,15 +58,7 @@ def _shape(where: str, shape) -> tuple[int, ...]:
 
 def _dtype(where: str, backend, dtype, default=DEFAULT_FLOAT):
     """The backend's dtype object for ``dtype`` (None means ``default``)."""
-    name = dtype_name(default if dtype is None else dtype)
-    found = getattr(backend.xp, name, None)
-    try:
-        valid = found is not None and backend.xp.isdtype(found, _KINDS)
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise TypeError(f"{where}: {dtype!r} is not a dtype of {backend}")
-    return found
+    return backend.dtype(default if dtype is None else dtype, where)
 
 
 def _require_floating(where: str, backend, dtype) -> None:
@@ -113,21 +103,14 @@ def full(shape, fill_value, *, dtype=None, device=None, name=None) -> Variable:
         raise TypeError(f"full: fill_value must be a number, got {type(fill_value).__name__}")
     dims = _shape("full", shape if isinstance(shape, (tuple, list)) else (shape,))
     backend = get_backend(device)
-    xp_dtype = _dtype("full", backend, dtype)
-    with backend.ops.scope():
-        array = backend.xp.full(dims, fill_value, dtype=xp_dtype, device=backend.native_device)
-    return _new(array, backend, name)
+    return _new(backend.full(dims, fill_value, _dtype("full", backend, dtype)), backend, name)
 
 
 def _like(where, x, fill_value, dtype, device, name) -> Variable:
     data, source = _source(where, x)
     backend = source if device is None else get_backend(device)
     xp_dtype = _dtype(where, backend, data.dtype if dtype is None else dtype)
-    with backend.ops.scope():
-        array = backend.xp.full(
-            tuple(data.shape), fill_value, dtype=xp_dtype, device=backend.native_device
-        )
-    return _new(array, backend, name)
+    return _new(backend.full(data.shape, fill_value, xp_dtype), backend, name)
 
 
 def zeros_like(x, *, dtype=None, device=None, name=None) -> Variable:
@@ -163,7 +146,7 @@ def arange(start, stop=None, step=1, *, dtype=None, device=None, name=None) -> V
     xp_dtype = _dtype("arange", backend, dtype, default="int64" if integral else DEFAULT_FLOAT)
     if stop is None:
         start, stop = 0, start
-    with backend.ops.scope():
+    with backend:
         array = backend.xp.arange(start, stop, step, dtype=xp_dtype, device=backend.native_device)
     return _new(array, backend, name)
 
@@ -247,7 +230,7 @@ def tensor(data, dtype=None, device=None, name=None) -> Variable:
 def _astype(backend, array, xp_dtype):
     if array.dtype == xp_dtype:
         return array
-    with backend.ops.scope():
+    with backend:
         return backend.xp.astype(array, xp_dtype)
 
 
@@ -260,7 +243,7 @@ def _tensor_from_array(array, dtype, device, name) -> Variable:
     else:
         copied = False
     xp = backend.xp
-    with backend.ops.scope():
+    with backend:
         if dtype is not None:
             xp_dtype = _dtype("tensor", backend, dtype)
             if array.dtype != xp_dtype:

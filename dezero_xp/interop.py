@@ -83,7 +83,7 @@ def _import(backend, x):
     if importer is None:
         raise TypeError(f"from_dlpack: the {backend} backend has no from_dlpack")
     try:
-        with backend.ops.scope():
+        with backend:
             if backend.name == "strict":  # strict arrays carry a (fake) device
                 return importer(x, device=backend.native_device)
             return importer(x)
@@ -138,7 +138,7 @@ def from_dlpack(x, device=None, *, copy=None) -> Variable:
             f"from_dlpack: importing into {target} gave an array on {found}; pass device={found}"
         )
     if copy is True:
-        with target.ops.scope():
+        with target:
             array = target.xp.asarray(array, copy=True)
     return wrap_array(array, target)
 

@@ -101,7 +101,7 @@ class Optimizer:
             hook(params)
         for param in params:
             if param.grad is not None:  # a hook (FreezeParam) may have dropped it
-                with param.backend.ops.scope():  # CuPy computes on its current device
+                with param.backend:  # CuPy computes on its current device
                     self.update_one(param)
 
     def update_one(self, param):
@@ -125,7 +125,7 @@ class Optimizer:
         data = param.data
         if slot is None or slot.ref() is not param:
             xp = backend.xp
-            with backend.ops.scope():  # zeros_like allocates on CuPy's current device
+            with backend:  # zeros_like allocates on CuPy's current device
                 arrays = {name: xp.zeros_like(data) for name in self.state_names}
             self._slots[key] = _Slot(self._weakref(param), backend, data.dtype, arrays)
             return arrays
@@ -236,7 +236,7 @@ class WeightDecay:
             grad = param.grad
             if grad is None:
                 continue
-            with grad.backend.ops.scope():  # CuPy computes on its current device
+            with grad.backend:  # CuPy computes on its current device
                 param.grad = wrap_array(grad.data + rate * param.data, grad.backend)
 
 
@@ -268,7 +268,7 @@ class ClipGrad:
         # min(rate, 1): no host round trip at all.
         backend = params[0].grad.backend
         xp = backend.xp
-        with backend.ops.scope():
+        with backend:
             total = sum(xp.sum(p.grad.data * p.grad.data) for p in params)
             rate = xp.minimum(float(self.max_norm) / (xp.sqrt(total) + 1e-6), 1.0)
             for param in params:

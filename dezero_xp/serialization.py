@@ -33,7 +33,7 @@ import zlib
 
 import numpy as np
 
-from dezero_xp.backend import backend_of, get_backend, is_array, to_host
+from dezero_xp.backend import backend_of, dtype_name, get_backend, is_array, to_host
 
 __all__ = [
     "WeightsFileError",
@@ -57,22 +57,6 @@ _MAX_LISTED_KEYS = 8
 
 class WeightsFileError(ValueError):
     """A weights or checkpoint file cannot be read, or does not match the model."""
-
-
-def dtype_name(dtype) -> str:
-    """``"float32"`` for NumPy's, CuPy's, array-api-strict's and torch's float32 alike.
-
-    Also accepts dtype names and NumPy scalar types (``numpy.float32``), as DeZero code passes.
-    """
-    if isinstance(dtype, str):
-        return dtype
-    name = getattr(dtype, "__name__", None)  # numpy.float32 (a scalar type)
-    if isinstance(name, str) and "." not in name:
-        return name
-    name = getattr(dtype, "name", None)  # numpy.dtype("float32")
-    if isinstance(name, str):
-        return name
-    return str(dtype).rsplit(".", 1)[-1]  # torch.float32, array_api_strict.float32
 
 
 # --------------------------------------------------------------------------- archives

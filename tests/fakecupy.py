@@ -17,7 +17,8 @@ The array namespace (:attr:`FakeCupy.xp`) mimics array-api-compat's CuPy namespa
 its known gap: creation functions ignore ``device=`` and allocate on the current device; only
 ``asarray`` honours it.
 
-``install(monkeypatch, n_devices)`` makes ``dezero_xp.backend`` use it for ``"cuda:N"``.
+``install(monkeypatch, n_devices)`` makes the CuPy adapter (``dezero_xp._backends.cupy``) use it
+for ``"cuda:N"``.
 """
 
 from __future__ import annotations
@@ -308,15 +309,17 @@ def _namespace():
 
 
 def install(monkeypatch, n_devices: int = 2) -> FakeCupy:
-    """Make ``dezero_xp.backend`` resolve ``"cuda:N"`` to the fake (undone by monkeypatch)."""
+    """Make ``"cuda:N"`` resolve to the fake (undone by monkeypatch)."""
     from dezero_xp import backend as B
+    from dezero_xp._backends import base
+    from dezero_xp._backends import cupy as adapter
 
     fake = FakeCupy(n_devices)
-    monkeypatch.setattr(B, "_import_cupy", lambda: fake)
-    monkeypatch.setattr(B, "_import_cupyx", lambda: fake.cupyx)
-    monkeypatch.setattr(B, "_cupy_namespace", lambda cupy: cupy.xp)
+    monkeypatch.setattr(adapter, "import_cupy", lambda: fake)
+    monkeypatch.setattr(adapter, "import_cupyx", lambda: fake.cupyx)
+    monkeypatch.setattr(adapter, "namespace", lambda cupy: cupy.xp)
     # Backends and resolvers made with the fake vanish with it.
-    monkeypatch.setattr(B, "_backends", dict(B._backends))
+    monkeypatch.setattr(base.REGISTRY, "backends", dict(base.REGISTRY.backends))
     monkeypatch.setattr(B, "_resolvers", dict(B._resolvers))
     B._reset_device_state()
     _set_current(0)

@@ -23,10 +23,10 @@ PACKAGE = "dezero_xp"
 PACKAGE_DIR = Path(dezero_xp.__file__).resolve().parent
 
 # Top to bottom; a module may import from its own row and the rows above it.
-# A unit is a top-level module ("core") or a subpackage ("functions", "_kernels").
+# A unit is a top-level module ("core") or a subpackage ("functions", "_backends").
 LAYERS: list[tuple[str, ...]] = [
     ("_config",),
-    ("backend", "_kernels"),
+    ("backend", "_backends"),
     ("_shape", "_download"),
     ("core",),
     # Both need only backend/core: Layer.save_weights and Model.plot use them.
@@ -43,10 +43,11 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 LEVEL = {unit: i for i, row in enumerate(LAYERS) for unit in row}
 
-CUPY_ALLOWED = {"backend"}  # the kernel tables get cupy handed in by backend.py
+# Only the CuPy adapter imports cupy (DESIGN.md section 3: one adapter file per library).
+CUPY_ALLOWED_FILES = {Path("_backends/cupy.py")}
 NUMPY_ALLOWED = {
     "backend",
-    "_kernels",
+    "_backends",
     "testing",
     "datasets",
     "dataloaders",
@@ -128,8 +129,8 @@ def import_violations(source: str, relative: Path) -> list[str]:
     for name, line in imported_modules(source, module_name, _is_package(relative)):
         where = f"{relative}:{line} imports {name}"
         top = name.split(".")[0]
-        if top in CUPY_MODULES and unit not in CUPY_ALLOWED:
-            problems.append(f"{where}: only backend.py may import cupy")
+        if top in CUPY_MODULES and relative not in CUPY_ALLOWED_FILES:
+            problems.append(f"{where}: only _backends/cupy.py may import cupy")
         if top == "numpy" and unit not in NUMPY_ALLOWED:
             problems.append(f"{where}: numpy is not allowed here (use the backend's xp/ops)")
         target = _internal_unit(name)
@@ -147,8 +148,10 @@ def import_violations(source: str, relative: Path) -> list[str]:
                 f"{where}: {target!r} is listed below {unit!r} in the import order "
                 "(DESIGN.md section 2)"
             )
-    if DYNAMIC_CUPY.search(source) and unit not in CUPY_ALLOWED:
-        problems.append(f"{relative}: imports cupy dynamically; only backend.py may import cupy")
+    if DYNAMIC_CUPY.search(source) and relative not in CUPY_ALLOWED_FILES:
+        problems.append(
+            f"{relative}: imports cupy dynamically; only _backends/cupy.py may import cupy"
+        )
     return problems
 
 
@@ -186,8 +189,9 @@ def test_module_docstring_says_what_it_may_import(relative):
         ("core.py", "def f():\n    from dezero_xp import optimizers\n", "listed below"),
         ("functions/shape.py", "import numpy as np\n", "numpy is not allowed"),
         ("functions/shape.py", "from numpy import zeros\n", "numpy is not allowed"),
-        ("layers.py", "import cupy\n", "only backend.py may import cupy"),
-        ("_kernels/cupy_kernels.py", "import cupyx.scatter_add\n", "only backend.py"),
+        ("layers.py", "import cupy\n", "only _backends/cupy.py may import cupy"),
+        ("backend.py", "import cupy\n", "only _backends/cupy.py may import cupy"),
+        ("_backends/torch.py", "import cupyx.scatter_add\n", "only _backends/cupy.py"),
         ("cuda.py", "import importlib\nimportlib.import_module('cupy')\n", "dynamically"),
         ("layers.py", "from dezero_xp import Variable\n", "from the module that defines it"),
         ("layers.py", "import dezero_xp\n", "not the package root"),
@@ -206,9 +210,48 @@ def test_checker_catches_violations(relative, source, fragment):
         ("functions/reduce.py", "from dezero_xp.functions.elementwise import exp\n"),
         ("functions/reduce.py", "from .shape import reshape\nfrom dezero_xp import _shape\n"),
         ("utils.py", "import numpy as np\nfrom dezero_xp import functions as F\n"),
-        ("backend.py", "def f():\n    import cupy\n    from dezero_xp import _kernels\n"),
+        ("_backends/cupy.py", "def f():\n    import cupy\n    from dezero_xp import backend\n"),
+        ("backend.py", "from dezero_xp._backends import ADAPTERS\n"),
         ("__init__.py", "from dezero_xp.utils import sum_to\n"),
     ],
 )
 def test_checker_accepts_allowed_imports(relative, source):
     assert import_violations(source, Path(relative)) == []
+
+
+# DESIGN.md section 3: backend.py is the public face and knows no library by name; each library
+# is one adapter module under _backends/ and one entry in ADAPTERS.
+LIBRARY_NAMES = re.compile(r"\b(cupy|cupyx|torch|array_api_strict)\b", re.IGNORECASE)
+
+
+def _code_without_docstrings(source: str) -> str:
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                body[0] = ast.Pass()
+    return ast.unparse(tree)
+
+
+def test_backend_py_knows_no_library_by_name():
+    code = _code_without_docstrings((PACKAGE_DIR / "backend.py").read_text(encoding="utf-8"))
+    assert LIBRARY_NAMES.findall(code) == []
+    assert 'name == "' not in code and "name == '" not in code
+
+
+def test_every_adapter_module_is_in_the_one_tuple():
+    from dezero_xp._backends import ADAPTERS
+
+    modules = {
+        p.stem
+        for p in (PACKAGE_DIR / "_backends").glob("*.py")
+        if p.stem not in ("__init__", "base")
+    }
+    assert {type(a).__module__.rsplit(".", 1)[-1] for a in ADAPTERS} == modules
+    assert type(ADAPTERS[-1]).__module__.endswith(".generic")  # the catch-all comes last
+
+
+def test_checker_sees_library_names_in_backend_code():
+    assert LIBRARY_NAMES.findall(_code_without_docstrings('x = "torch:cpu"\n'))
+    assert not LIBRARY_NAMES.findall(_code_without_docstrings('"""About torch."""\nx = 1\n'))

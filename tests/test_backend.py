@@ -1,9 +1,9 @@
 """The backend layer (dezero_xp/backend.py): devices, device specs, resolution, the CUDA
 fallback and strict mode, transfers, seeding and the default device.
 
-CUDA is simulated where the test is about the fallback (``backend._import_cupy`` patched to
-fail, or to return a fake CuPy that sees no device), so these tests mean the same on every
-machine.
+CUDA is simulated where the test is about the fallback (``dezero_xp._backends.cupy.import_cupy``
+patched to fail, or to return a fake CuPy that sees no device), so these tests mean the same on
+every machine.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 
 import dezero_xp as dz
 from dezero_xp import backend as B
+from dezero_xp._backends import cupy as cupy_adapter
 from dezero_xp.backend import Device
 
 SPEC_WORDS = ('"cpu"', '"cuda:N"', '"auto"', '"strict[:NAME]"', "Backend")
@@ -41,7 +42,7 @@ def no_cupy(monkeypatch):
     def failing_import():
         raise ImportError("No module named 'cupy' (simulated)")
 
-    monkeypatch.setattr(B, "_import_cupy", failing_import)
+    monkeypatch.setattr(cupy_adapter, "import_cupy", failing_import)
     B._reset_device_state()
 
 
@@ -49,7 +50,7 @@ def no_cupy(monkeypatch):
 def cupy_without_gpu(monkeypatch):
     """CuPy imports but sees no usable device (`import cupy` succeeds without a GPU)."""
     fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: False))
-    monkeypatch.setattr(B, "_import_cupy", lambda: fake)
+    monkeypatch.setattr(cupy_adapter, "import_cupy", lambda: fake)
     B._reset_device_state()
 
 
@@ -276,7 +277,7 @@ def test_cuda_probe_errors_are_reported(monkeypatch):
         raise RuntimeError("CUDA driver version is insufficient")
 
     fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=broken))
-    monkeypatch.setattr(B, "_import_cupy", lambda: fake)
+    monkeypatch.setattr(cupy_adapter, "import_cupy", lambda: fake)
     B._reset_device_state()
     with pytest.warns(dz.DeviceFallbackWarning, match="driver version is insufficient"):
         assert B.get_backend("cuda:0") is B.NUMPY
@@ -325,7 +326,8 @@ def test_strict_mode_from_the_environment():
         from dezero_xp import backend as B
         def no_cupy():
             raise ImportError("simulated")
-        B._import_cupy = no_cupy
+        from dezero_xp._backends import cupy as cupy_adapter
+        cupy_adapter.import_cupy = no_cupy
         B._reset_device_state()
         print(B.strict_devices())
         try:

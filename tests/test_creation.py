@@ -12,6 +12,7 @@ import pytest
 import dezero_xp as dz
 from dezero_xp import backend as B
 from dezero_xp import creation as C
+from dezero_xp._backends import cupy as cupy_adapter
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def no_cupy(monkeypatch):
     def failing_import():
         raise ImportError("No module named 'cupy' (simulated)")
 
-    monkeypatch.setattr(B, "_import_cupy", failing_import)
+    monkeypatch.setattr(cupy_adapter, "import_cupy", failing_import)
     monkeypatch.setattr(B, "_default_spec", "cpu")
     B._reset_device_state()
 

@@ -14,6 +14,7 @@ import pytest
 import dezero_xp as dz
 from dezero_xp import backend as backend_module
 from dezero_xp import cuda
+from dezero_xp._backends import cupy as cupy_adapter
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def no_cupy(monkeypatch):
     def missing():
         raise ImportError("No module named 'cupy' (simulated)")
 
-    monkeypatch.setattr(backend_module, "_import_cupy", missing)
+    monkeypatch.setattr(cupy_adapter, "import_cupy", missing)
     backend_module._reset_device_state()
     strict = backend_module.strict_devices()
     backend_module.set_strict_devices(False)  # fallback, whatever DEZERO_XP_STRICT_DEVICES says

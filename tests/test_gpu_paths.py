@@ -3,8 +3,8 @@
 Three kinds of test, and what each proves:
 
 - Fallback (CuPy missing, or importable with no usable device; simulated by patching
-  ``backend._import_cupy``): a whole training loop asked to run on ``"cuda"`` warns once and
-  gives exactly the CPU's numbers; strict mode raises instead.
+  ``dezero_xp._backends.cupy.import_cupy``): a whole training loop asked to run on ``"cuda"``
+  warns once and gives exactly the CPU's numbers; strict mode raises instead.
 - Fake CUDA (``tests/fakecupy.py``, NumPy playing CuPy): the CUDA code paths run on this CPU,
   with device selection, the kernel table, placement on ``cuda:N`` and the absence of hidden
   host round trips checked. This checks LOGIC, not CUDA: no kernel runs on a GPU here.
@@ -27,7 +27,8 @@ import dezero_xp.layers as L
 from dezero_xp import backend as B
 from dezero_xp import creation as C
 from dezero_xp import optimizers
-from dezero_xp._kernels.cupy_kernels import CupyKernels
+from dezero_xp._backends import cupy as cupy_adapter
+from dezero_xp._backends.cupy import CupyKernels
 from dezero_xp.dataloaders import DataLoader
 from dezero_xp.datasets import Dataset
 
@@ -43,12 +44,12 @@ def _no_cupy(monkeypatch):
     def failing_import():
         raise ImportError("No module named 'cupy' (simulated)")
 
-    monkeypatch.setattr(B, "_import_cupy", failing_import)
+    monkeypatch.setattr(cupy_adapter, "import_cupy", failing_import)
 
 
 def _cupy_without_gpu(monkeypatch):
     fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: False))
-    monkeypatch.setattr(B, "_import_cupy", lambda: fake)
+    monkeypatch.setattr(cupy_adapter, "import_cupy", lambda: fake)
 
 
 NO_CUDA = {"cupy-missing": _no_cupy, "cupy-sees-no-gpu": _cupy_without_gpu}

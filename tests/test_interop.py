@@ -14,6 +14,7 @@ import pytest
 import dezero_xp as dz
 from dezero_xp import backend as B
 from dezero_xp import interop
+from dezero_xp._backends import cupy as cupy_adapter
 
 torch = pytest.importorskip("torch")
 
@@ -23,7 +24,7 @@ def no_cupy(monkeypatch):
     def failing_import():
         raise ImportError("No module named 'cupy' (simulated)")
 
-    monkeypatch.setattr(B, "_import_cupy", failing_import)
+    monkeypatch.setattr(cupy_adapter, "import_cupy", failing_import)
     B._reset_device_state()
 
 

@@ -1,4 +1,4 @@
-"""The im2col/col2im kernels of every kernel table (dezero_xp/_kernels) against loop references.
+"""The im2col/col2im kernels of every kernel table (dezero_xp/_backends) against loop references.
 
 Each backend's own table is tested through the ``xb`` fixture; the standard-only fallback
 (``GenericKernels``) is also run on every backend's arrays, where the fast tables would otherwise
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import dezero_xp as dz
-from dezero_xp._kernels import GenericKernels
-from dezero_xp._kernels.cupy_kernels import CupyKernels
+from dezero_xp._backends import GenericKernels
+from dezero_xp._backends.cupy import CupyKernels
 
 # (image shape, kernel, stride, pad): square and non-square kernels, strides and pads, windows
 # that do not reach the last row/column, and a 1x1 kernel.

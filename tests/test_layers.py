@@ -9,6 +9,7 @@ import pytest
 import dezero_xp as dz
 import dezero_xp.functions as F
 import dezero_xp.layers as L
+from dezero_xp._backends import cupy as cupy_adapter
 from dezero_xp.backend import DeviceMismatchError, get_backend
 from dezero_xp.testing import check_backward
 
@@ -225,7 +226,12 @@ def test_to_places_lazy_parameters(xb, rng):
 def test_to_cpu_and_to_gpu_aliases(xb, monkeypatch):
     layer = L.Linear(2, in_size=3, device=xb.backend)
     assert layer.to_cpu() is layer and layer.W.backend is get_backend("cpu")
-    monkeypatch.setattr(dz.backend, "_cuda_status", lambda: (False, "no GPU in this test"))
+
+    def no_cupy():
+        raise ImportError("no GPU in this test")
+
+    monkeypatch.setattr(cupy_adapter, "import_cupy", no_cupy)
+    dz.backend._reset_device_state()
     with pytest.warns(dz.DeviceFallbackWarning):
         layer.to_gpu()
     assert layer.W.backend is get_backend("cpu")

@@ -1,4 +1,4 @@
-"""The Layer base class and the helpers layers use to create their parameters.
+"""The Layer base class (layers allocate their parameters with ``Backend.zeros/ones/normal``).
 
 :class:`Layer` registers every Parameter and sub-Layer assigned to it as an attribute, iterates
 them (:meth:`Layer.params`, nested, in registration order), moves them between devices
@@ -28,7 +28,7 @@ from dezero_xp.backend import (
 )
 from dezero_xp.core import Parameter, Variable
 
-__all__ = ["Layer", "make_normal", "make_ones", "make_zeros"]
+__all__ = ["Layer"]
 
 
 class _Names(dict):
@@ -243,39 +243,3 @@ class Layer(Movable):
 
     def _after_load(self) -> None:
         """Hook run after weights were loaded into this layer (lazy sizes are read back)."""
-
-
-# --------------------------------------------------------------------------- array creation
-# Used by the layer modules: arrays made directly on a backend, in a dtype given by name.
-
-
-def _xp_dtype(backend, dtype):
-    """The backend's dtype object for ``dtype`` (a name, a NumPy type, another library's dtype)."""
-    name = serialization.dtype_name(dtype)
-    try:
-        return getattr(backend.xp, name)
-    except AttributeError:
-        raise TypeError(f"dtype {dtype!r} is not a dtype of {backend}") from None
-
-
-def make_zeros(backend, shape, dtype):
-    """Zeros of ``shape`` in ``dtype`` on ``backend``'s device."""
-    xp = backend.xp
-    with backend.ops.scope():  # CuPy allocates on its current device, whatever device= says
-        return xp.zeros(shape, dtype=_xp_dtype(backend, dtype), device=backend.native_device)
-
-
-def make_ones(backend, shape, dtype):
-    """Ones of ``shape`` in ``dtype`` on ``backend``'s device."""
-    xp = backend.xp
-    with backend.ops.scope():
-        return xp.ones(shape, dtype=_xp_dtype(backend, dtype), device=backend.native_device)
-
-
-def make_normal(backend, shape, dtype, scale=1.0):
-    """N(0, scale^2) samples from the backend's generator, in ``dtype``."""
-    sample = backend.ops.normal(tuple(shape), _xp_dtype(backend, dtype))
-    if scale == 1.0:
-        return sample
-    with backend.ops.scope():
-        return sample * scale

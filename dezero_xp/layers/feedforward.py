@@ -15,13 +15,13 @@ import math
 import dezero_xp.functions as F
 from dezero_xp._shape import pair
 from dezero_xp.core import Parameter
-from dezero_xp.layers.base import Layer, make_normal, make_ones, make_zeros
+from dezero_xp.layers.base import Layer
 
 __all__ = ["BatchNorm", "Conv2d", "Deconv2d", "EmbedID", "Linear"]
 
 
 def _bias(out_size, nobias, dtype, backend):
-    return None if nobias else Parameter(make_zeros(backend, (out_size,), dtype), name="b")
+    return None if nobias else Parameter(backend.zeros((out_size,), dtype), name="b")
 
 
 class Linear(Layer):
@@ -40,7 +40,7 @@ class Linear(Layer):
 
     def _init_W(self, backend):
         scale = math.sqrt(1 / self.in_size)
-        self.W.data = make_normal(backend, (self.in_size, self.out_size), self.dtype, scale)
+        self.W.data = backend.normal((self.in_size, self.out_size), self.dtype, scale)
 
     def forward(self, x):
         if self.W.data is None:
@@ -86,7 +86,7 @@ class _ConvBase(Layer):
         C, OC = self.in_channels, self.out_channels
         KH, KW = pair(self.kernel_size)
         scale = math.sqrt(1 / (C * KH * KW))
-        self.W.data = make_normal(backend, self._w_shape(C, OC, KH, KW), self.dtype, scale)
+        self.W.data = backend.normal(self._w_shape(C, OC, KH, KW), self.dtype, scale)
 
     def _ensure_W(self, x):
         if self.W.data is None:
@@ -149,13 +149,13 @@ class BatchNorm(Layer):
         size = x.shape[1]
         dtype = self.dtype if self.dtype is not None else x.dtype
         if self.gamma.data is None:
-            self.gamma.data = make_ones(backend, (size,), dtype)
+            self.gamma.data = backend.ones((size,), dtype)
         if self.beta.data is None:
-            self.beta.data = make_zeros(backend, (size,), dtype)
+            self.beta.data = backend.zeros((size,), dtype)
         if self.avg_mean is None:
-            self.avg_mean = make_zeros(backend, (size,), dtype)
+            self.avg_mean = backend.zeros((size,), dtype)
         if self.avg_var is None:
-            self.avg_var = make_ones(backend, (size,), dtype)
+            self.avg_var = backend.ones((size,), dtype)
 
     def forward(self, x):
         if self.avg_mean is None or self.gamma.data is None:
@@ -174,7 +174,7 @@ class EmbedID(Layer):
         self.out_size = out_size
         self.dtype = dtype
         backend = self._creation_backend()
-        self.W = Parameter(make_normal(backend, (in_size, out_size), dtype), name="W")
+        self.W = Parameter(backend.normal((in_size, out_size), dtype), name="W")
 
     def forward(self, x):
         return F.embed_id(x, self.W)

@@ -1,22 +1,25 @@
-"""Standard-only kernel table (``GenericKernels``), the base every backend's table extends.
+"""Any Array API library: the standard-only kernel table and the catch-all adapter.
 
-Everything here calls only names of the Python Array API standard on ``self.xp``, so it runs on
-array-api-strict (which proves it) and on any conforming library. Random numbers come from a
-host NumPy Generator and are copied to the device: the standard has no RNG.
+``GenericKernels`` calls only names of the Python Array API standard on ``self.xp``, so it runs
+on array-api-strict (which proves it) and on any conforming library; every other kernel table
+extends it. Random numbers come from a host NumPy Generator and are copied to the device: the
+standard has no RNG. ``ADAPTER`` takes any array array-api-compat understands and no other
+adapter claimed (it comes last in ``dezero_xp._backends.ADAPTERS``).
 
-May import: numpy (host-side RNG and host transfers) and array_api_compat.
+May import: numpy (host-side RNG and host transfers), array_api_compat and
+dezero_xp._backends.base.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
 
+from dezero_xp._backends.base import _NO_SCOPE, REGISTRY, Adapter, Backend, Device
+
 # Bound on the elements of the one-hot matrix the standard-only scatter-add builds per chunk.
 _ONE_HOT_CHUNK_ELEMENTS = 1 << 22
-_NO_SCOPE = contextlib.nullcontext()  # reusable and reentrant
 
 
 def normalize_key(key) -> tuple:
@@ -124,7 +127,7 @@ class GenericKernels:
     def _scatter_add_arrays(self, target, key, values):
         """Standard-only advanced-index scatter-add: a one-hot matrix product, in chunks."""
         xp = self.xp
-        lead, rest = _split_advanced_key(key, target.ndim)
+        lead = _split_advanced_key(key, target.ndim)
         lead_shape = target.shape[: len(lead)]
         index_arrays = [
             xp.asarray(k, device=self.device) if isinstance(k, int) else k for k in lead
@@ -148,7 +151,6 @@ class GenericKernels:
             stop = min(start + chunk, linear.shape[0])
             one_hot = xp.astype(linear[start:stop, None] == rows[None, :], values.dtype)
             flat = flat + xp.matmul(xp.matrix_transpose(one_hot), values[start:stop, ...])
-        del rest
         return xp.reshape(flat, target.shape)
 
     def pad(self, x, pad_width, value=0):
@@ -247,7 +249,7 @@ def _window_slice(offset: int, stride: int, count: int) -> slice:
 
 
 def _split_advanced_key(key: tuple, ndim: int):
-    """Split ``(arrays/ints..., full slices...)`` into its index part and its trailing part.
+    """The index part of ``(arrays/ints..., full slices...)`` (the trailing part is checked).
 
     The standard-only scatter-add handles integer arrays (and ints) on leading axes followed by
     full slices or an ellipsis; anything else names the supported form in its error.
@@ -262,4 +264,39 @@ def _split_advanced_key(key: tuple, ndim: int):
             f"scatter_add: the standard-only kernel supports integer-array keys on leading axes "
             f"followed by ':' or '...', got {key!r}; this backend has no faster kernel for it"
         )
-    return lead, rest
+    return lead
+
+
+# --------------------------------------------------------------------------- the adapter
+
+_BUILTIN_VALUES = (bool, int, float, complex, str, bytes)
+
+
+class GenericAdapter(Adapter):
+    """Arrays of any library array-api-compat knows, on the device they report."""
+
+    name = "generic"
+
+    def resolver(self, array):
+        import array_api_compat  # noqa: PLC0415
+
+        if isinstance(array, _BUILTIN_VALUES) or not array_api_compat.is_array_api_obj(array):
+            return None
+        return self.backend_of
+
+    @staticmethod
+    def backend_of(array) -> Backend:
+        import array_api_compat  # noqa: PLC0415
+
+        xp = array_api_compat.array_namespace(array)
+        native = array_api_compat.device(array)
+        name = getattr(xp, "__name__", type(array).__module__).split(".")[-1]
+        device = Device(str(native))
+        return REGISTRY.make(
+            name,
+            device,
+            lambda: Backend(name, xp, device, native, GenericKernels, type(array)),
+        )
+
+
+ADAPTER = GenericAdapter()

@@ -1,13 +1,20 @@
-"""PyTorch's kernel table: ``index_put_(accumulate=True)`` scatter-add, torch Generators.
+"""PyTorch tensors through array-api-compat: the kernel table and the adapter.
 
-May import: numpy and dezero_xp._kernels.generic; torch is imported lazily (optional).
+Kernels: ``index_put_(accumulate=True)`` scatter-add, torch Generators, strided im2col. The
+adapter answers ``"torch[:cpu|:cuda[:N]]"`` and ``torch.device`` objects, and claims
+``torch.Tensor``. ``torch:cuda`` without a usable CUDA device is unavailable, with ``torch:cpu``
+as the fallback the policy may take.
+
+May import: numpy, dezero_xp._backends.base and dezero_xp._backends.generic; torch and
+array_api_compat.torch lazily (optional dependencies).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dezero_xp._kernels.generic import GenericKernels, key_has_arrays, normalize_key
+from dezero_xp._backends.base import REGISTRY, Adapter, Backend, BackendUnavailable, Device
+from dezero_xp._backends.generic import GenericKernels, key_has_arrays, normalize_key
 
 
 class TorchKernels(GenericKernels):
@@ -99,3 +106,67 @@ class TorchKernels(GenericKernels):
     @staticmethod
     def _copy_into(view, src):
         view.copy_(src)
+
+
+# --------------------------------------------------------------------------- the adapter
+
+
+class TorchAdapter(Adapter):
+    """``torch.Tensor`` on its device; CPU tensors report plain "cpu", so one backend for both."""
+
+    name = "torch"
+    words = ("torch",)
+    spec_help = '"torch[:cpu|:cuda:N]" or a torch.device'
+
+    def __init__(self):
+        # A tensor's backend by its device's (type, index), a str and an int or None (never the
+        # device object itself): about 0.4 us per lookup, against 4.5 us through backend().
+        self._by_device: dict[tuple[str, int | None], Backend] = {}
+
+    def backend(self, device=None) -> Backend:
+        import array_api_compat.torch as xp_torch  # noqa: PLC0415
+        import torch  # noqa: PLC0415 - optional dependency
+
+        native = torch.device(device if device is not None else "cpu")
+        if native.type == "cpu":
+            native = torch.device("cpu")  # tensors report "cpu", never "cpu:0"
+        elif native.type == "cuda":
+            if native.index is None:
+                native = torch.device("cuda", 0)
+            if not torch.cuda.is_available():
+                raise BackendUnavailable(
+                    "torch.cuda.is_available() is False", "torch:cpu", f"torch:{native}"
+                )
+        ours = Device(native.type, native.index)
+        return REGISTRY.make(
+            "torch",
+            ours,
+            lambda: Backend("torch", xp_torch, ours, native, TorchKernels, torch.Tensor),
+        )
+
+    def from_words(self, word, rest, spec):
+        return self.backend(rest or "cpu")
+
+    def from_object(self, spec):
+        if type(spec).__module__.split(".")[0] == "torch":
+            return self.backend(spec)
+        return None
+
+    def resolver(self, array):
+        if type(array).__module__.split(".")[0] != "torch":
+            return None
+        return self._resolve
+
+    def _resolve(self, array) -> Backend:
+        device = array.device
+        key = (device.type, device.index)
+        backend = self._by_device.get(key)
+        if backend is None:
+            backend = self._by_device[key] = self.backend(device)
+        return backend
+
+    def reset(self):
+        self._by_device.clear()
+
+
+ADAPTER = TorchAdapter()
