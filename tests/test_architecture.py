@@ -38,13 +38,17 @@ LAYERS: list[tuple[str, ...]] = [
     ("models",),
     ("optimizers",),
     ("datasets", "dataloaders", "transforms"),
+    # Communicators and the data-parallel optimizer (DESIGN.md section 7).
+    ("distributed",),
     ("testing",),
     ("utils", "cuda"),
 ]
 LEVEL = {unit: i for i, row in enumerate(LAYERS) for unit in row}
 
 # Only the CuPy adapter imports cupy (DESIGN.md section 3: one adapter file per library).
-CUPY_ALLOWED_FILES = {Path("_backends/cupy.py")}
+# distributed/nccl.py takes NCCL's bindings (cupy.cuda.nccl) and the current-stream query from
+# CuPy, never CuPy's array functions (DESIGN.md section 7: NCCL for CuPy gradients).
+CUPY_ALLOWED_FILES = {Path("_backends/cupy.py"), Path("distributed/nccl.py")}
 NUMPY_ALLOWED = {
     "backend",
     "_backends",
@@ -54,6 +58,7 @@ NUMPY_ALLOWED = {
     "transforms",
     "serialization",
     "utils",
+    "distributed",  # MPI and torch.distributed move host buffers
 }
 CUPY_MODULES = {"cupy", "cupyx", "cupy_backends"}
 # importlib.import_module("cupy") / __import__("cupy") would dodge the ast check.
@@ -190,6 +195,7 @@ def test_module_docstring_says_what_it_may_import(relative):
         ("functions/shape.py", "import numpy as np\n", "numpy is not allowed"),
         ("functions/shape.py", "from numpy import zeros\n", "numpy is not allowed"),
         ("layers.py", "import cupy\n", "only _backends/cupy.py may import cupy"),
+        ("distributed/mpi.py", "import cupy\n", "only _backends/cupy.py may import cupy"),
         ("backend.py", "import cupy\n", "only _backends/cupy.py may import cupy"),
         ("_backends/torch.py", "import cupyx.scatter_add\n", "only _backends/cupy.py"),
         ("cuda.py", "import importlib\nimportlib.import_module('cupy')\n", "dynamically"),

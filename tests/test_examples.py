@@ -34,6 +34,7 @@ EXIT_MISSING_GRAPHVIZ = 4
 # Fashion-MNIST files appear only where the data are installed; tanh's PNG only with Graphviz.
 SMOKE_OUTPUTS = {
     "digits_mlp.py": ["digits_mlp.npz", "digits_mlp_history.png"],
+    "distributed_digits.py": ["distributed_digits.npz"],
     "fashion_mnist_cnn.py": ["fashion_mnist_cnn_history.png"],
     "fashion_mnist_mlp.py": ["fashion_mnist_mlp_history.png"],
     "gradient_demo.py": None,

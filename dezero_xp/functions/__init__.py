@@ -5,6 +5,7 @@ This file only assembles the families.
 """
 
 from dezero_xp.functions.activation import *  # noqa: F403
+from dezero_xp.functions.collective import *  # noqa: F403
 from dezero_xp.functions.conv import *  # noqa: F403
 from dezero_xp.functions.elementwise import *  # noqa: F403
 from dezero_xp.functions.linalg import *  # noqa: F403

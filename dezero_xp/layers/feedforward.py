@@ -131,11 +131,13 @@ class BatchNorm(Layer):
 
     ``avg_mean``/``avg_var`` are raw arrays (no gradient) that ``F.batch_norm`` updates in place
     in training mode and uses in test mode (``dezero_xp.test_mode()``). ``dtype`` None means the
-    input's dtype.
+    input's dtype. ``comm`` (a ``dezero_xp.distributed`` communicator) makes it synchronised
+    batch normalization: training statistics over the global batch of all ranks.
     """
 
-    def __init__(self, decay=0.9, eps=2e-5, dtype=None, device=None):
+    def __init__(self, decay=0.9, eps=2e-5, dtype=None, device=None, comm=None):
         super().__init__(device)
+        self.comm = comm
         self.decay = decay
         self.eps = eps
         self.dtype = dtype
@@ -160,6 +162,17 @@ class BatchNorm(Layer):
     def forward(self, x):
         if self.avg_mean is None or self.gamma.data is None:
             self._init_params(x)
+        if self.comm is not None:
+            return F.sync_batch_norm(
+                x,
+                self.gamma,
+                self.beta,
+                self.avg_mean,
+                self.avg_var,
+                self.comm,
+                self.decay,
+                self.eps,
+            )
         return F.batch_norm(
             x, self.gamma, self.beta, self.avg_mean, self.avg_var, decay=self.decay, eps=self.eps
         )

@@ -1,0 +1,277 @@
+"""Data-parallel training: :class:`DistributedOptimizer` (ChainerMN's
+``create_multi_node_optimizer`` beside it) averages gradients over all ranks in flat buckets.
+
+``update()`` does, on every rank:
+
+1. once (and again when new parameters appear, e.g. lazily sized layers): check that every rank
+   holds the same parameter names, shapes and dtypes, then broadcast rank 0's values of the
+   parameters not broadcast yet; a mismatch raises :class:`DistributedError` on *every* rank,
+   naming the first differing parameter of each, instead of hanging in a collective;
+2. agree on which parameters have a gradient on any rank (one tiny all-reduce of flags; a
+   gradient missing on some ranks counts as zeros there, one missing everywhere stays None);
+3. pack the gradients into flat buffers of at most ``bucket_bytes`` each (one dtype and device
+   per bucket; the buffers are reused from step to step), all-reduce each bucket once (not
+   once per parameter), divide by the number of ranks and hand each parameter a view of its
+   slice as its gradient;
+4. run the wrapped optimizer, hooks included, exactly as in one process.
+
+Parameters that exist when the DistributedOptimizer is made are checked and broadcast right
+then, so the first gradients are already computed on rank 0's values. Lazily created
+parameters get theirs at the first update, after their first gradients were computed on each
+rank's own initial values; seed every rank alike (``dz.seed``) and those are equal anyway.
+
+May import: the standard library, dezero_xp.backend, dezero_xp.core and
+dezero_xp.distributed.base.
+"""
+
+from __future__ import annotations
+
+from dezero_xp.backend import get_backend
+from dezero_xp.core import wrap_array
+from dezero_xp.distributed.base import DistributedError
+
+__all__ = ["DEFAULT_BUCKET_BYTES", "DistributedOptimizer", "create_multi_node_optimizer"]
+
+DEFAULT_BUCKET_BYTES = 16 * 2**20
+
+
+def _named_params(target) -> list:
+    """``[(name, Parameter)]`` of ``target``, each parameter once, in ``params()`` order."""
+    names = {}
+    entries = getattr(target, "_state_entries", None)
+    if callable(entries):
+        for key, owner, attr, is_param in entries():
+            if is_param:
+                names.setdefault(id(owner.__dict__[attr]), key)
+    out, seen = [], set()
+    for i, param in enumerate(target.params()):
+        if id(param) not in seen:
+            seen.add(id(param))
+            out.append((names.get(id(param)) or param.name or f"param{i}", param))
+    return out
+
+
+def _describe(meta) -> str:
+    name, shape, dtype, library = meta
+    if shape is None:
+        return f"{name} (not initialised yet)"
+    return f"{name} shape {shape} {dtype} ({library})"
+
+
+def _meta(name, param):
+    if param.data is None:
+        return (name, None, None, None)
+    return (name, tuple(int(n) for n in param.shape), str(param.dtype), param.backend.name)
+
+
+def mismatch_message(everyone: list) -> str | None:
+    """None when every rank's parameter list matches rank 0's, else what differs on each."""
+    reference = everyone[0]
+    lines = []
+    for rank, metas in enumerate(everyone[1:], start=1):
+        if metas == reference:
+            continue
+        for i in range(max(len(metas), len(reference))):
+            mine = metas[i] if i < len(metas) else None
+            theirs = reference[i] if i < len(reference) else None
+            if mine != theirs:
+                ours = _describe(theirs) if theirs else "no such parameter"
+                here = _describe(mine) if mine else "no such parameter"
+                lines.append(f"parameter #{i}: rank 0 has {ours}, rank {rank} has {here}")
+                break
+    if not lines:
+        return None
+    counts = ", ".join(f"rank {r}: {len(m)}" for r, m in enumerate(everyone))
+    return (
+        "DistributedOptimizer: the ranks hold different models (parameters per rank: "
+        f"{counts}); first difference per rank: " + "; ".join(lines) + ". Build the same model "
+        "on every rank (same layer sizes and dtype) before training."
+    )
+
+
+class _Bucket:
+    """Parameters packed into one flat buffer: ``(param, start, stop, shape)`` entries."""
+
+    __slots__ = ("backend", "dtype", "entries", "size", "buffer")
+
+    def __init__(self, backend, dtype):
+        self.backend, self.dtype = backend, dtype
+        self.entries, self.size, self.buffer = [], 0, None
+
+    def add(self, param):
+        n = 1
+        for d in param.shape:
+            n *= int(d)
+        self.entries.append((param, self.size, self.size + n, tuple(param.shape)))
+        self.size += n
+
+
+class DistributedOptimizer:
+    """Wrap ``optimizer`` (already ``setup`` on the model) so that it trains with ``comm``.
+
+    Everything else (``lr``, ``add_hook``, ``state_dict``, ...) is the wrapped optimizer's.
+    ``bucket_bytes`` bounds the bytes of one all-reduce.
+    """
+
+    def __init__(self, optimizer, comm, bucket_bytes: int = DEFAULT_BUCKET_BYTES):
+        if getattr(optimizer, "target", None) is None:
+            raise RuntimeError(
+                "DistributedOptimizer: call optimizer.setup(model) before wrapping the optimizer"
+            )
+        if int(bucket_bytes) < 1:
+            raise ValueError(f"DistributedOptimizer: bucket_bytes must be >= 1, got {bucket_bytes}")
+        self.actual_optimizer = optimizer
+        self.comm = comm
+        self.bucket_bytes = int(bucket_bytes)
+        self._broadcast_ids: set = set()
+        self._checked_ids: frozenset = frozenset()
+        self._layouts: dict = {}
+        self.broadcast_parameters()
+
+    def __getattr__(self, name):
+        if name == "actual_optimizer":  # not set yet (e.g. during unpickling)
+            raise AttributeError(name)
+        return getattr(self.actual_optimizer, name)
+
+    def setup(self, target):
+        """Point the wrapped optimizer at ``target``; its parameters are synchronised again."""
+        self.actual_optimizer.setup(target)
+        self._broadcast_ids, self._checked_ids, self._layouts = set(), frozenset(), {}
+        self.broadcast_parameters()
+        return self
+
+    def add_hook(self, f):
+        """Add a hook to the wrapped optimizer (it runs after the gradients are averaged)."""
+        self.actual_optimizer.add_hook(f)
+
+    # ------------------------------------------------------------------ synchronisation
+    def check_parameters(self, params=None) -> None:
+        """Raise DistributedError on every rank unless all ranks hold the same parameters."""
+        params = _named_params(self.actual_optimizer.target) if params is None else params
+        metas = [_meta(name, p) for name, p in params]
+        message = mismatch_message(self.comm.allgather_obj(metas))
+        if message is not None:
+            raise DistributedError(message)
+        self._checked_ids = frozenset(id(p) for _, p in params)
+
+    def broadcast_parameters(self) -> None:
+        """Check the parameters, then give every rank rank 0's values of the initialised ones
+        not broadcast before (a collective: call it on every rank)."""
+        params = _named_params(self.actual_optimizer.target)
+        self.check_parameters(params)
+        if self.comm.size == 1:
+            return
+        todo = [p for _, p in params if p.data is not None and id(p) not in self._broadcast_ids]
+        for bucket in self._buckets(todo):
+            buffer = self.comm.broadcast_buffer(self._pack(bucket, lambda p: p.data), 0)
+            xp = bucket.backend.xp
+            with bucket.backend.ops.scope():
+                for param, value in self._unpack(bucket, buffer):
+                    param.data = xp.asarray(value, copy=True)  # its own array, not a view
+        self._broadcast_ids.update(id(p) for p in todo)
+
+    # ------------------------------------------------------------------ update
+    def update(self, *args, **kwargs):
+        """Average the gradients over all ranks, then run the wrapped optimizer's update."""
+        if self.comm.size > 1:
+            params = [p for _, p in _named_params(self.actual_optimizer.target)]
+            if frozenset(id(p) for p in params) != self._checked_ids or any(
+                id(p) not in self._broadcast_ids for p in params
+            ):
+                self.broadcast_parameters()
+            self.average_gradients(params)
+        return self.actual_optimizer.update(*args, **kwargs)
+
+    def average_gradients(self, params) -> None:
+        """Replace every gradient by its mean over the ranks (bucketed all-reduces)."""
+        cpu = get_backend("cpu")
+        flags = cpu.xp.asarray([p.grad is not None for p in params], dtype=cpu.xp.int32)
+        flags = self.comm.allreduce_buffer(flags, "sum")
+        key = bytes(cpu.to_host(flags) > 0)
+        buckets = self._layouts.get(key)
+        if buckets is None:
+            chosen = [p for p, flag in zip(params, key) if flag]
+            buckets = self._layouts[key] = self._buckets(chosen)
+        scale = 1.0 / self.comm.size
+        for bucket in buckets:
+            buffer = self._pack(bucket, _grad_data, reuse=True)
+            reduced = self.comm.allreduce_buffer(buffer, "sum")
+            backend = bucket.backend
+            with backend.ops.scope():
+                reduced *= scale
+            for param, value in self._unpack(bucket, reduced):
+                param.grad = wrap_array(value, backend)
+
+    # ------------------------------------------------------------------ buckets
+    def _buckets(self, params) -> list:
+        """Consecutive parameters of one backend and dtype, at most ``bucket_bytes`` a bucket."""
+        buckets, open_ = [], {}
+        for param in params:
+            key = (id(param.backend), str(param.dtype))
+            bucket = open_.get(key)
+            itemsize = _itemsize(param)
+            nbytes = itemsize * _numel(param)
+            if (
+                bucket is not None
+                and bucket.size
+                and (bucket.size * itemsize + nbytes) > self.bucket_bytes
+            ):
+                bucket = None
+            if bucket is None:
+                bucket = open_[key] = _Bucket(param.backend, param.dtype)
+                buckets.append(bucket)
+            bucket.add(param)
+        return buckets
+
+    @staticmethod
+    def _pack(bucket, read, reuse=False):
+        """One flat buffer holding ``read(param)`` of each parameter (zeros where None)."""
+        backend, xp = bucket.backend, bucket.backend.xp
+        with backend.ops.scope():
+            buffer = bucket.buffer if reuse else None
+            if buffer is None:
+                buffer = xp.empty((bucket.size,), dtype=bucket.dtype)
+                if reuse:
+                    bucket.buffer = buffer
+            for param, start, stop, _shape in bucket.entries:
+                value = read(param)
+                if value is None:
+                    buffer[start:stop] = 0
+                else:
+                    buffer[start:stop] = xp.reshape(value, (-1,))
+        return buffer
+
+    @staticmethod
+    def _unpack(bucket, buffer) -> list:
+        """``(param, view of its slice of buffer in its shape)`` for each parameter."""
+        xp = bucket.backend.xp
+        with bucket.backend.ops.scope():
+            return [
+                (param, xp.reshape(buffer[start:stop], shape))
+                for param, start, stop, shape in bucket.entries
+            ]
+
+
+def _grad_data(param):
+    return None if param.grad is None else param.grad.data
+
+
+def _numel(param) -> int:
+    n = 1
+    for d in param.shape:
+        n *= int(d)
+    return n
+
+
+def _itemsize(param) -> int:
+    bits = (
+        param.backend.xp.finfo(param.dtype).bits
+        if param.backend.xp.isdtype(param.dtype, "real floating")
+        else param.backend.xp.iinfo(param.dtype).bits
+    )
+    return bits // 8
+
+
+def create_multi_node_optimizer(actual_optimizer, communicator, bucket_bytes=DEFAULT_BUCKET_BYTES):
+    """ChainerMN's name for :class:`DistributedOptimizer` (same arguments, same object)."""
+    return DistributedOptimizer(actual_optimizer, communicator, bucket_bytes)
