@@ -47,7 +47,7 @@ def _flat_copy(array):
     """A 1-D contiguous copy of ``array`` on its own backend (0-d gives shape (1,))."""
     backend = backend_of(array)
     xp = backend.xp
-    with backend.ops.scope():
+    with backend:
         return xp.reshape(xp.asarray(array, copy=True), (-1,))
 
 
@@ -90,7 +90,7 @@ class Communicator:
         op = _check_op(op, array, backend)
         flat = _flat_copy(array)
         reduced = self.allreduce_buffer(flat, "sum" if op == "mean" else op)
-        with backend.ops.scope():
+        with backend:
             if op == "mean":
                 reduced = reduced * (1.0 / self.size)
             out = backend.xp.reshape(reduced, tuple(array.shape))
@@ -102,7 +102,7 @@ class Communicator:
         self._check_root(root, "broadcast")
         backend = backend_of(array)
         out = self.broadcast_buffer(_flat_copy(array), root)
-        with backend.ops.scope():
+        with backend:
             out = backend.xp.reshape(out, tuple(array.shape))
         return wrap_array(out, backend) if is_variable else out
 
@@ -122,7 +122,7 @@ class Communicator:
                 f"allgather: every rank must pass the same shape and dtype; got {listed}"
             )
         out = self.allgather_buffer(_flat_copy(array))
-        with backend.ops.scope():
+        with backend:
             out = backend.xp.reshape(out, (self.size, *mine[0]))
         return wrap_array(out, backend) if is_variable else out
 

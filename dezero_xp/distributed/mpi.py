@@ -86,7 +86,7 @@ class MPICommunicator(Communicator):
     def _back(host, backend):
         if backend is None:
             return host
-        with backend.ops.scope():
+        with backend:
             return backend.from_host(host)
 
     def allreduce_buffer(self, buffer, op: str = "sum"):
@@ -104,7 +104,7 @@ class MPICommunicator(Communicator):
         data, backend = self._host_or_device(buffer)
         if backend is None and type(data) is not np.ndarray:  # CUDA-aware: gather on the device
             source = backend_of(data)
-            with source.ops.scope():
+            with source:
                 out = source.xp.empty((self.size * data.shape[0],), dtype=data.dtype)
             self.comm.Allgather(data, out)
             return out

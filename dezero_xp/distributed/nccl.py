@@ -76,7 +76,7 @@ class NCCLCommunicator(Communicator):
             raise ValueError(f"the nccl transport needs a CUDA device, got {self.device}")
         unique_id = self.nccl.get_unique_id() if mpi.rank == 0 else None
         unique_id = mpi.bcast_obj(unique_id, root=0)
-        with self.device.ops.scope():
+        with self.device:
             self.handle = self.nccl.NcclCommunicator(mpi.size, unique_id, mpi.rank)
 
     # ------------------------------------------------------------------ helpers
@@ -110,7 +110,7 @@ class NCCLCommunicator(Communicator):
         count = int(buffer.shape[0])
         if count == 0:
             return buffer
-        with self.device.ops.scope():
+        with self.device:
             ptr = _device_pointer(buffer)
             self.handle.allReduce(
                 ptr,
@@ -129,7 +129,7 @@ class NCCLCommunicator(Communicator):
         count = int(buffer.shape[0])
         if count == 0:
             return buffer
-        with self.device.ops.scope():
+        with self.device:
             self.handle.bcast(
                 _device_pointer(buffer),
                 count,
@@ -144,7 +144,7 @@ class NCCLCommunicator(Communicator):
             return self.mpi.allgather_buffer(buffer)
         count = int(buffer.shape[0])
         xp = self.device.xp
-        with self.device.ops.scope():
+        with self.device:
             out = xp.empty((self.size * count,), dtype=buffer.dtype)
             if count:
                 self.handle.allGather(

@@ -165,7 +165,7 @@ class DistributedOptimizer:
         for bucket in self._buckets(todo):
             buffer = self.comm.broadcast_buffer(self._pack(bucket, lambda p: p.data), 0)
             xp = bucket.backend.xp
-            with bucket.backend.ops.scope():
+            with bucket.backend:
                 for param, value in self._unpack(bucket, buffer):
                     param.data = xp.asarray(value, copy=True)  # its own array, not a view
         self._broadcast_ids.update(id(p) for p in todo)
@@ -197,7 +197,7 @@ class DistributedOptimizer:
             buffer = self._pack(bucket, _grad_data, reuse=True)
             reduced = self.comm.allreduce_buffer(buffer, "sum")
             backend = bucket.backend
-            with backend.ops.scope():
+            with backend:
                 reduced *= scale
             for param, value in self._unpack(bucket, reduced):
                 param.grad = wrap_array(value, backend)
@@ -227,7 +227,7 @@ class DistributedOptimizer:
     def _pack(bucket, read, reuse=False):
         """One flat buffer holding ``read(param)`` of each parameter (zeros where None)."""
         backend, xp = bucket.backend, bucket.backend.xp
-        with backend.ops.scope():
+        with backend:
             buffer = bucket.buffer if reuse else None
             if buffer is None:
                 buffer = xp.empty((bucket.size,), dtype=bucket.dtype)
@@ -245,7 +245,7 @@ class DistributedOptimizer:
     def _unpack(bucket, buffer) -> list:
         """``(param, view of its slice of buffer in its shape)`` for each parameter."""
         xp = bucket.backend.xp
-        with bucket.backend.ops.scope():
+        with bucket.backend:
             return [
                 (param, xp.reshape(buffer[start:stop], shape))
                 for param, start, stop, shape in bucket.entries
