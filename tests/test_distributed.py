@@ -302,3 +302,19 @@ def test_distributed_example_matches_one_process(tmp_path):
     assert figures[0].group(0) == figures[1].group(0)
     assert "over 2 rank(s)" in two.stdout and "mpi transport" in two.stdout
     assert (tmp_path / "two" / "distributed_digits.npz").is_file()
+
+
+@needs_mpi
+def test_distributed_benchmark_smoke_run():
+    script = HERE.parent / "benchmarks" / "bench_distributed.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=LAUNCH_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["allreduce"]["values"] == 64 * 32 + 32 + 32 * 10 + 10
+    assert figures["ratio"] > 0 and figures["speedup"] > 0

@@ -11,8 +11,8 @@
    gradient missing on some ranks counts as zeros there, one missing everywhere stays None);
 3. pack the gradients into flat buffers of at most ``bucket_bytes`` each (one dtype and device
    per bucket; the buffers are reused from step to step), all-reduce each bucket once (not
-   once per parameter), divide by the number of ranks and hand each parameter a view of its
-   slice as its gradient;
+   once per parameter; each rank's gradients are divided by the number of ranks while they are
+   packed, so the sum is the mean) and hand each parameter a view of its slice as its gradient;
 4. run the wrapped optimizer, hooks included, exactly as in one process.
 
 Parameters that exist when the DistributedOptimizer is made are checked and broadcast right
@@ -20,11 +20,13 @@ then, so the first gradients are already computed on rank 0's values. Lazily cre
 parameters get theirs at the first update, after their first gradients were computed on each
 rank's own initial values; seed every rank alike (``dz.seed``) and those are equal anyway.
 
-May import: the standard library, dezero_xp.backend, dezero_xp.core and
+May import: numpy (the host fast path), the standard library, dezero_xp.backend, dezero_xp.core and
 dezero_xp.distributed.base.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from dezero_xp.backend import get_backend
 from dezero_xp.core import wrap_array
@@ -194,11 +196,10 @@ class DistributedOptimizer:
             buckets = self._layouts[key] = self._buckets(chosen)
         scale = 1.0 / self.comm.size
         for bucket in buckets:
-            buffer = self._pack(bucket, _grad_data, reuse=True)
+            # Each rank's share is scaled while packing: the sum is then the mean.
+            buffer = self._pack(bucket, _grad_data, reuse=True, scale=scale)
             reduced = self.comm.allreduce_buffer(buffer, "sum")
             backend = bucket.backend
-            with backend:
-                reduced *= scale
             for param, value in self._unpack(bucket, reduced):
                 param.grad = wrap_array(value, backend)
 
@@ -224,8 +225,9 @@ class DistributedOptimizer:
         return buckets
 
     @staticmethod
-    def _pack(bucket, read, reuse=False):
-        """One flat buffer holding ``read(param)`` of each parameter (zeros where None)."""
+    def _pack(bucket, read, reuse=False, scale=None):
+        """One flat buffer holding ``read(param)`` (times ``scale``) of each parameter, zeros
+        where it is None. NumPy buffers are filled in one pass (``multiply(..., out=)``)."""
         backend, xp = bucket.backend, bucket.backend.xp
         with backend:
             buffer = bucket.buffer if reuse else None
@@ -233,12 +235,21 @@ class DistributedOptimizer:
                 buffer = xp.empty((bucket.size,), dtype=bucket.dtype)
                 if reuse:
                     bucket.buffer = buffer
+            host = type(buffer) is np.ndarray
             for param, start, stop, _shape in bucket.entries:
                 value = read(param)
                 if value is None:
                     buffer[start:stop] = 0
-                else:
+                elif host:
+                    np.multiply(
+                        value,
+                        1 if scale is None else scale,
+                        out=buffer[start:stop].reshape(np.shape(value)),
+                    )
+                elif scale is None:
                     buffer[start:stop] = xp.reshape(value, (-1,))
+                else:
+                    buffer[start:stop] = xp.reshape(value, (-1,)) * scale
         return buffer
 
     @staticmethod
