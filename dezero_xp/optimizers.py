@@ -7,15 +7,18 @@ operations only. Per-parameter state (momentum, moment estimates, ...) is create
 state is transferred to the parameter's current backend (and dtype).
 
 Hooks run on the list of parameters about to be updated, before the update: ``WeightDecay``,
-``ClipGrad`` and ``FreezeParam``. They replace a parameter's ``grad`` with a new Variable rather
-than changing the gradient array in place, because one gradient Variable may be shared by
-several parameters (the backward of ``a + b`` hands the same gradient to both).
+``ClipGrad`` and ``FreezeParam`` (defined in ``dezero_xp._optim_hooks``, exported here).
 
 ``state_dict()`` / ``load_state_dict()`` turn the state into ``{str: numpy.ndarray}`` for
 checkpoints. Keys name parameters by their position in ``target.params()``, so they are the
 same in every process (as long as ``params()`` yields in a fixed order).
 
-May import: dezero_xp.backend and dezero_xp.core.
+Hyperparameters are validated on every assignment, and every gradient before its update (a
+Variable of the parameter's shape, device and library, for a floating-point parameter): see
+``dezero_xp._optim_checks``.
+
+May import: dezero_xp.backend, dezero_xp.core, dezero_xp._optim_checks and
+dezero_xp._optim_hooks.
 """
 
 from __future__ import annotations
@@ -24,8 +27,14 @@ import math
 import re
 import weakref
 
+from dezero_xp._optim_checks import (
+    Hyperparameter,
+    check_grad,
+    checked_counter,
+    checked_state_array,
+)
+from dezero_xp._optim_hooks import ClipGrad, FreezeParam, WeightDecay
 from dezero_xp.backend import get_backend, to_host, transfer
-from dezero_xp.core import Parameter, wrap_array
 
 __all__ = [
     "SGD",
@@ -97,6 +106,8 @@ class Optimizer:
     def update(self):
         """Run the hooks, then update every parameter that has a gradient."""
         params = [p for p in self._params() if p.grad is not None]
+        for index, param in enumerate(params):
+            check_grad(self, param, index)
         for hook in self.hooks:
             hook(params)
         for param in params:
@@ -183,7 +194,7 @@ class Optimizer:
         per_param: dict[int, dict] = {}
         for key, value in state.items():
             if key in self.counters:
-                counters[key] = int(to_host(value))
+                counters[key] = checked_counter(where, key, value)
                 continue
             match = _STATE_KEY.match(key)
             if match is None or match.group(2) not in self.state_names:
@@ -198,14 +209,7 @@ class Optimizer:
                     f"{where}: {key!r} is for parameter {index}, but the target has "
                     f"{len(params)} parameters"
                 )
-            array = cpu.from_host(to_host(value))  # own copy: updates happen in place
-            param = params[index]
-            # (a lazily created parameter may have no data yet: its shape is checked later)
-            if param.data is not None and tuple(array.shape) != tuple(param.shape):
-                raise ValueError(
-                    f"{where}: {key!r} has shape {tuple(array.shape)} but parameter {index} "
-                    f"has shape {tuple(param.shape)}"
-                )
+            array = checked_state_array(where, key, value, params[index], index)
             per_param.setdefault(index, {})[name] = array
         missing = [name for name in self.counters if name not in counters]
         for index, arrays in per_param.items():
@@ -222,97 +226,12 @@ class Optimizer:
 
 
 # =============================================================================
-# Hooks
-# =============================================================================
-class WeightDecay:
-    """L2 regularisation as a hook: ``grad += rate * param`` before the update."""
-
-    def __init__(self, rate):
-        self.rate = rate
-
-    def __call__(self, params):
-        rate = float(self.rate)
-        for param in params:
-            grad = param.grad
-            if grad is None:
-                continue
-            with grad.backend:  # CuPy computes on its current device
-                param.grad = wrap_array(grad.data + rate * param.data, grad.backend)
-
-
-class ClipGrad:
-    """Scale all gradients together so that their global L2 norm is at most ``max_norm``."""
-
-    def __init__(self, max_norm):
-        self.max_norm = max_norm
-
-    def __call__(self, params):
-        params = [p for p in params if p.grad is not None]
-        backends = {id(p.grad.backend): p.grad.backend for p in params}
-        if len(backends) == 1 and params[0].grad.backend.is_gpu:
-            self._clip_on_device(params)
-            return
-        total = 0.0
-        for param in params:
-            g = param.grad.data
-            total += float(param.grad.xp.sum(g * g))
-        rate = float(self.max_norm) / (math.sqrt(total) + 1e-6)
-        if rate < 1:
-            for param in params:
-                grad = param.grad
-                param.grad = wrap_array(grad.data * rate, grad.backend)
-
-    def _clip_on_device(self, params):
-        # On a GPU, float() of each squared norm would wait for the device once per parameter.
-        # The rate stays a 0-d device array instead and every gradient is scaled by
-        # min(rate, 1): no host round trip at all.
-        backend = params[0].grad.backend
-        xp = backend.xp
-        with backend:
-            total = sum(xp.sum(p.grad.data * p.grad.data) for p in params)
-            rate = xp.minimum(float(self.max_norm) / (xp.sqrt(total) + 1e-6), 1.0)
-            for param in params:
-                grad = param.grad
-                scale = xp.astype(rate, grad.data.dtype)
-                param.grad = wrap_array(grad.data * scale, grad.backend)
-
-
-class FreezeParam:
-    """Keep the given layers' (or Parameters') values fixed by dropping their gradients.
-
-    The parameters are looked up at every update, so layers whose parameters are created
-    lazily (``Linear(out_size)`` before its first call) are frozen too.
-    """
-
-    def __init__(self, *layers):
-        for layer in layers:
-            if not isinstance(layer, Parameter) and not callable(getattr(layer, "params", None)):
-                raise TypeError(
-                    f"FreezeParam: expected Layers or Parameters, got {type(layer).__name__}"
-                )
-        self.layers = layers
-
-    @property
-    def freeze_params(self) -> list:
-        """The Parameters currently frozen (DeZero's attribute)."""
-        params = []
-        for layer in self.layers:
-            if isinstance(layer, Parameter):
-                params.append(layer)
-            else:
-                params.extend(layer.params())
-        return params
-
-    def __call__(self, params):
-        for param in self.freeze_params:
-            param.grad = None
-
-
-# =============================================================================
 # SGD / MomentumSGD / AdaGrad / AdaDelta / Adam
 # =============================================================================
 class SGD(Optimizer):
     """Plain gradient descent: ``param -= lr * grad``."""
+
+    lr = Hyperparameter()
 
     def __init__(self, lr=0.01):
         super().__init__()
@@ -326,6 +245,8 @@ class MomentumSGD(Optimizer):
     """Gradient descent with momentum: ``v = momentum * v - lr * grad; param += v``."""
 
     state_names = ("v",)
+    lr = Hyperparameter()
+    momentum = Hyperparameter(below=1.0)
 
     def __init__(self, lr=0.01, momentum=0.9):
         super().__init__()
@@ -348,6 +269,8 @@ class AdaGrad(Optimizer):
     """AdaGrad: ``h += grad**2; param -= lr * grad / (sqrt(h) + eps)``."""
 
     state_names = ("h",)
+    lr = Hyperparameter()
+    eps = Hyperparameter(positive=True)
 
     def __init__(self, lr=0.001, eps=1e-8):
         super().__init__()
@@ -371,6 +294,8 @@ class AdaDelta(Optimizer):
     """AdaDelta (Zeiler 2012): step size from running averages of grad**2 and step**2."""
 
     state_names = ("msg", "msdx")
+    rho = Hyperparameter(maximum=1.0)
+    eps = Hyperparameter(positive=True)
 
     def __init__(self, rho=0.95, eps=1e-6):
         super().__init__()
@@ -411,6 +336,11 @@ class Adam(Optimizer):
 
     state_names = ("m", "v")
     counters = ("t",)
+    alpha = Hyperparameter()
+    beta1 = Hyperparameter(below=1.0)
+    beta2 = Hyperparameter(below=1.0)
+    eps = Hyperparameter(positive=True)
+    weight_decay = Hyperparameter()
 
     def __init__(self, alpha=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         super().__init__()

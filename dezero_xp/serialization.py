@@ -6,12 +6,14 @@
 - :func:`save_checkpoint` / :func:`load_checkpoint`: weights plus an optimizer's state plus any
   extra values (epoch, ...) in one archive.
 
-Writes are atomic: the archive goes to a temporary file in the target's folder, is flushed to
-disk and only then renamed over the target, so an interrupted save never destroys the previous
-file. Loads read the whole archive with ``allow_pickle=False``, validate every key, shape and
-dtype against the model, copy the arrays onto the device each parameter lives on, and only then
-assign: a truncated, foreign or mismatched file raises :class:`WeightsFileError` naming the key
-and shapes, and leaves every parameter as it was.
+Writes are atomic (``dezero_xp._npz.write_npz``): an interrupted save never destroys the previous
+file; saving through a symlink replaces the link's target and keeps the link. Loads are
+header-first: every key, shape and dtype declared in the file's ``.npy`` headers is validated
+against the model (lazy layers say what they can take through ``_expected_shape(name)``) before
+any array is decompressed, so a zip bomb or an absurd declared size costs no memory. Then the
+arrays are read (never with pickle, in native byte order), copied onto the device each parameter
+lives on, and only then assigned: a truncated, foreign, duplicated or mismatched file raises
+:class:`WeightsFileError` naming the file and key, and leaves every parameter as it was.
 
 This module works on the *state protocol* instead of importing the Layer class: a model has
 ``_state_entries()``, yielding ``(key, owner, name, is_param)`` for every Parameter
@@ -20,19 +22,14 @@ BatchNorm's running averages (``is_param=False``, the array is ``getattr(owner, 
 optimizer has ``state_dict() -> {str: array}`` and ``load_state_dict({str: numpy.ndarray})``;
 it receives host (NumPy) arrays and places them next to its parameters.
 
-May import: numpy, the standard library and dezero_xp.backend.
+May import: numpy, the standard library, dezero_xp._npz and dezero_xp.backend.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-import zipfile
-import zlib
-
 import numpy as np
 
+from dezero_xp._npz import Archive, WeightsFileError, write_npz
 from dezero_xp.backend import backend_of, dtype_name, get_backend, is_array, to_host
 
 __all__ = [
@@ -55,132 +52,19 @@ _EXTRA_PREFIX = "extra/"
 _MAX_LISTED_KEYS = 8
 
 
-class WeightsFileError(ValueError):
-    """A weights or checkpoint file cannot be read, or does not match the model."""
-
-
 # --------------------------------------------------------------------------- archives
-
-
-def _file_mode() -> int:
-    # mkstemp creates 0600 files; a saved file gets the permissions open() would give it.
-    # Reading the umask means setting it, so do it once, at import.
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_NEW_FILE_MODE = _file_mode()
-
-
-def _write_archive(fileobj, arrays: dict, compressed: bool) -> None:
-    """Write ``arrays`` as an ``.npz`` archive (what ``numpy.savez`` writes) to ``fileobj``."""
-    compression = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
-    with zipfile.ZipFile(fileobj, mode="w", compression=compression, allowZip64=True) as archive:
-        for key, array in arrays.items():
-            with archive.open(key + ".npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make the rename durable too (POSIX); harmless where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def npz_path(path) -> str:
-    """``path`` with ``.npz`` appended when it has another ending (as ``numpy.savez`` does)."""
-    path = os.fspath(path)
-    return path if path.endswith(".npz") else path + ".npz"
-
-
-def write_npz(path, arrays: dict, compressed: bool = False) -> str:
-    """Atomically write ``{key: host array}`` to ``path`` (``.npz`` appended if missing).
-
-    The archive is written to a temporary file in the same folder, flushed and fsynced, then
-    renamed over ``path``: a failure at any point leaves the previous file intact and no
-    temporary file behind. Returns the path written.
-    """
-    path = npz_path(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    mode = _NEW_FILE_MODE
-    with contextlib.suppress(OSError):
-        mode = os.stat(path).st_mode & 0o777  # overwriting keeps the old file's permissions
-    fd, temporary = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_archive(f, arrays, compressed)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(directory)
-    return path
-
-
-def _existing_path(path) -> str:
-    path = os.fspath(path)
-    if os.path.isfile(path):
-        return path
-    if not path.endswith(".npz") and os.path.isfile(path + ".npz"):
-        return path + ".npz"  # saved as "name", written as "name.npz" (numpy.savez's rule)
-    raise FileNotFoundError(f"weights file {path!r} does not exist")
-
-
-def _unreadable(path, exc) -> WeightsFileError:
-    return WeightsFileError(
-        f"cannot read {path!r} as an .npz archive: it is truncated, corrupted or not a weights "
-        f"file ({type(exc).__name__}: {exc})"
-    )
-
-
-_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 def read_npz(path) -> dict:
     """Every array of the ``.npz`` archive at ``path`` as ``{key: numpy.ndarray}``.
 
-    Reads everything up front with ``allow_pickle=False``; a missing file raises
-    FileNotFoundError, anything that is not a complete ``.npz`` archive of plain arrays raises
-    :class:`WeightsFileError` naming the file.
+    Headers are read and checked first (see ``dezero_xp._npz``), then the data, with
+    ``allow_pickle`` never on; a missing file raises FileNotFoundError, anything that is not a
+    complete ``.npz`` archive of plain arrays raises :class:`WeightsFileError` naming the file.
+    Arrays come back in native byte order.
     """
-    path = _existing_path(path)
-    # We open the file ourselves: np.load leaks its own handle when the zip directory is broken.
-    with open(path, "rb") as f:
-        try:
-            loaded = np.load(f, allow_pickle=False)
-        except _READ_ERRORS as exc:
-            raise _unreadable(path, exc) from exc
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise WeightsFileError(
-                f"{path!r} holds a single array (a .npy file), not an .npz archive of named "
-                "arrays; weights are written by Layer.save_weights"
-            )
-        try:
-            with loaded:
-                arrays = {key: loaded[key] for key in loaded.files}
-        except _READ_ERRORS as exc:
-            raise _unreadable(path, exc) from exc
-    for key, value in arrays.items():
-        if not isinstance(value, np.ndarray):  # a zip member that is not a .npy array
-            raise WeightsFileError(
-                f"{path!r}: member {key!r} is not a NumPy array; not a weights file"
-            )
-    return arrays
+    with Archive(path) as archive:
+        return archive.read_all()
 
 
 # --------------------------------------------------------------------------- model state
@@ -242,18 +126,52 @@ def _describe(shape, dtype) -> str:
     return f"shape {tuple(shape)} {dtype_name(dtype)}"
 
 
-def _plan_model_load(model, arrays: dict, source: str) -> list:
-    """Validate ``arrays`` against ``model`` and copy them to device; assign nothing yet.
+def _lazy_expectation(entry, host_shape, bound: dict):
+    """The shape a lazy entry must have: the layer's ``_expected_shape(name)`` when it has one.
 
-    Returns ``[(entry, device array), ...]``. Raises WeightsFileError on missing or extra keys
-    and on any shape or dtype mismatch.
+    That hook returns a tuple of ints (known sizes), None (any size) and strings (a size shared
+    by the layer's lazy entries, e.g. BatchNorm's channel count); ``bound`` holds the sizes
+    already seen for those names on this layer.
+    """
+    _key, owner, name, _is_param = entry
+    hook = getattr(owner, "_expected_shape", None)
+    pattern = hook(name) if hook is not None else None
+    if pattern is None:
+        return tuple(host_shape)
+    if len(pattern) != len(host_shape):
+        return tuple(pattern)
+    expected = []
+    for want, found in zip(pattern, host_shape):
+        if want is None:
+            want = found
+        elif isinstance(want, str):
+            want = bound.setdefault((id(owner), want), found)
+        expected.append(want)
+    return tuple(expected)
+
+
+def _expected_dtype(entry, value):
+    if value is not None:
+        return dtype_name(value.dtype)
+    declared = getattr(entry[1], "dtype", None)  # a lazy parameter: the layer's dtype, if set
+    return dtype_name(declared) if declared is not None else None
+
+
+def _plan_model_load(model, headers: dict, read, source: str) -> list:
+    """Validate the file's headers against ``model``, then read and copy to device.
+
+    ``headers`` maps each key to its ``_npz.Member`` (shape and dtype read from the file's
+    headers only); ``read(key)`` returns the array. Nothing is decompressed before every key,
+    shape and dtype is known to match, and nothing is assigned: returns
+    ``[(entry, device array), ...]``. Raises WeightsFileError on missing or extra keys and on
+    any shape or dtype mismatch.
     """
     entries = _entries(model)
     by_key = {entry[0]: entry for entry in entries}
     current = {entry[0]: _current(entry) for entry in entries}
     required = {key for key, value in current.items() if value is not None}
-    missing = required - arrays.keys()
-    extra = arrays.keys() - by_key.keys()
+    missing = required - headers.keys()
+    extra = headers.keys() - by_key.keys()
     if missing or extra:
         parts = []
         if missing:
@@ -261,32 +179,39 @@ def _plan_model_load(model, arrays: dict, source: str) -> list:
         if extra:
             parts.append(f"{len(extra)} key(s) the model does not have: {_listed(extra)}")
         hint = ""
-        if _FORMAT_KEY in arrays:
+        if _FORMAT_KEY in headers:
             hint = " (this file is a checkpoint: use load_checkpoint)"
         raise WeightsFileError(
             f"{source} does not match the model: {'; '.join(parts)}. It was probably saved "
             f"from a different architecture{hint}"
         )
-    plan = []
-    for key, host in arrays.items():
+    bound: dict = {}
+    for key, member in headers.items():
         entry = by_key[key]
         value = current[key]
+        shape, dtype = member.shape, member.dtype
         if value is not None:
-            expected_shape, expected_dtype = tuple(value.shape), dtype_name(value.dtype)
-        else:  # a lazy parameter: any shape; the layer's dtype when it declares one
-            expected_shape = tuple(host.shape)
-            declared = getattr(entry[1], "dtype", None)
-            expected_dtype = dtype_name(declared) if declared is not None else None
-        found_dtype = dtype_name(host.dtype)
-        if tuple(host.shape) != expected_shape or expected_dtype not in (None, found_dtype):
+            expected_shape = tuple(value.shape)
+        else:
+            expected_shape = _lazy_expectation(entry, shape, bound)
+        expected_dtype = _expected_dtype(entry, value)
+        found_dtype = dtype_name(dtype)
+        if dtype.kind not in "biufc":
             raise WeightsFileError(
-                f"{source}: key {key!r} has {_describe(host.shape, host.dtype)} but the model "
+                f"{source}: key {key!r} has dtype {dtype.str!r}, not a numeric array"
+            )
+        if shape != expected_shape or expected_dtype not in (None, found_dtype):
+            raise WeightsFileError(
+                f"{source}: key {key!r} has {_describe(shape, dtype)} but the model "
                 f"expects shape {expected_shape} {expected_dtype or found_dtype}"
             )
-        plan.append((entry, host))
-    # All checks passed: copy to the devices (this may still fail, e.g. out of memory, so it
-    # too happens before any assignment).
-    return [(entry, _target_backend(entry).from_host(host)) for entry, host in plan]
+    # All checks passed: read, then copy to the devices (this may still fail, e.g. out of
+    # memory, so it too happens before any assignment).
+    plan = []
+    for key in headers:
+        entry = by_key[key]
+        plan.append((entry, _target_backend(entry).from_host(read(key))))
+    return plan
 
 
 def _apply(plan) -> None:
@@ -315,8 +240,9 @@ def load_weights(model, path) -> None:
 
     Arrays go to the device each parameter lives on now, whichever backend saved them.
     """
-    arrays = read_npz(path)
-    _apply(_plan_model_load(model, arrays, f"weights file {os.fspath(path)!r}"))
+    with Archive(path) as archive:
+        source = f"weights file {archive.path!r}"
+        _apply(_plan_model_load(model, archive.members, archive.read, source))
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -358,30 +284,61 @@ def _with_prefix(arrays: dict, prefix: str) -> dict:
     return {key[len(prefix) :]: value for key, value in arrays.items() if key.startswith(prefix)}
 
 
+# Optimizer state holds a few arrays per parameter (Adam: two); more than this many times the
+# model's bytes is refused before it is read.
+_STATE_SIZE_FACTOR = 8
+
+
+def _check_state_size(source, state_headers: dict, model_headers: dict) -> None:
+    model_bytes = sum(member.nbytes for member in model_headers.values())
+    state_bytes = sum(member.nbytes for member in state_headers.values())
+    limit = _STATE_SIZE_FACTOR * model_bytes + (1 << 20)
+    if state_bytes > limit:
+        raise WeightsFileError(
+            f"{source}: its optimizer state declares {state_bytes} bytes, more than "
+            f"{_STATE_SIZE_FACTOR} times the model's {model_bytes}: the file is corrupted"
+        )
+
+
 def load_checkpoint(path, model, optimizer=None) -> dict:
     """Restore a :func:`save_checkpoint` file into ``model`` (and ``optimizer``), all or nothing.
 
     Returns the extra values: 0-d entries as Python scalars/strings, others as NumPy arrays.
     The optimizer gets host (NumPy) arrays through ``load_state_dict``.
     """
-    arrays = read_npz(path)
-    source = f"checkpoint {os.fspath(path)!r}"
-    marker = arrays.get(_FORMAT_KEY)
-    if marker is None or marker.shape != () or str(marker) != CHECKPOINT_FORMAT:
-        raise WeightsFileError(
-            f"{source} is not a dezero_xp checkpoint (no {_FORMAT_KEY!r} = {CHECKPOINT_FORMAT!r}"
-            " entry); a weights file is loaded with load_weights"
-        )
-    plan = _plan_model_load(model, _with_prefix(arrays, _MODEL_PREFIX), source)
-    if optimizer is not None:
-        if _HAS_OPTIMIZER_KEY not in arrays:
+    with Archive(path) as archive:
+        source = f"checkpoint {archive.path!r}"
+        members = archive.members
+        marker = archive.read(_FORMAT_KEY) if _FORMAT_KEY in members else None
+        if marker is None or marker.shape != () or str(marker) != CHECKPOINT_FORMAT:
             raise WeightsFileError(
-                f"{source} was saved without an optimizer; call load_checkpoint(path, model) "
-                "without one, or save the checkpoint with the optimizer"
+                f"{source} is not a dezero_xp checkpoint (no {_FORMAT_KEY!r} = "
+                f"{CHECKPOINT_FORMAT!r} entry); a weights file is loaded with load_weights"
             )
-        state = _with_prefix(arrays, _OPTIMIZER_PREFIX)
-        # The optimizer validates its own state; the model is assigned only after it accepted.
-        optimizer.load_state_dict(state)
+        model_headers = _with_prefix(members, _MODEL_PREFIX)
+        plan = _plan_model_load(
+            model, model_headers, lambda key: archive.read(_MODEL_PREFIX + key), source
+        )
+        if optimizer is not None:
+            if _HAS_OPTIMIZER_KEY not in members:
+                raise WeightsFileError(
+                    f"{source} was saved without an optimizer; call load_checkpoint(path, "
+                    "model) without one, or save the checkpoint with the optimizer"
+                )
+            state_headers = _with_prefix(members, _OPTIMIZER_PREFIX)
+            _check_state_size(source, state_headers, model_headers)
+            state = {key: archive.read(_OPTIMIZER_PREFIX + key) for key in state_headers}
+            # The optimizer validates its own state; the model is assigned only after it
+            # accepted.
+            try:
+                optimizer.load_state_dict(state)
+            except (KeyError, ValueError, TypeError) as exc:
+                message = exc.args[0] if exc.args else str(exc)
+                raise WeightsFileError(
+                    f"{source}: its optimizer state (keys {_OPTIMIZER_PREFIX!r}...) does not "
+                    f"fit {type(optimizer).__name__}: {message}"
+                ) from exc
+        arrays = {key: archive.read(key) for key in members if key.startswith(_EXTRA_PREFIX)}
     _apply(plan)
     extras = {}
     for name, value in _with_prefix(arrays, _EXTRA_PREFIX).items():

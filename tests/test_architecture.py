@@ -27,7 +27,7 @@ PACKAGE_DIR = Path(dezero_xp.__file__).resolve().parent
 LAYERS: list[tuple[str, ...]] = [
     ("_config",),
     ("backend", "_backends"),
-    ("_shape", "_download"),
+    ("_shape", "_download", "_npz"),
     ("core",),
     # Both need only backend/core: Layer.save_weights and Model.plot use them.
     ("serialization", "visualize"),
@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("functions",),
     ("layers",),
     ("models",),
-    ("optimizers",),
+    ("optimizers", "_optim_checks", "_optim_hooks"),
     ("datasets", "dataloaders", "transforms"),
     # Communicators and the data-parallel optimizer (DESIGN.md section 7).
     ("distributed",),
@@ -57,6 +57,8 @@ NUMPY_ALLOWED = {
     "dataloaders",
     "transforms",
     "serialization",
+    "_npz",
+    "_optim_checks",
     "utils",
     "distributed",  # MPI and torch.distributed move host buffers
 }

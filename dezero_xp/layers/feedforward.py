@@ -52,6 +52,10 @@ class Linear(Layer):
         if self.W.data is not None:
             self.in_size = self.W.shape[0]
 
+    def _expected_shape(self, name):
+        """What a weights file may hold for a lazy ``W``: (any in_size, out_size)."""
+        return (self.in_size, self.out_size) if name == "W" else None
+
 
 class _ConvBase(Layer):
     """Shared parts of Conv2d and Deconv2d: sizes, lazy ``W`` and the bias."""
@@ -87,6 +91,13 @@ class _ConvBase(Layer):
         KH, KW = pair(self.kernel_size)
         scale = math.sqrt(1 / (C * KH * KW))
         self.W.data = backend.normal(self._w_shape(C, OC, KH, KW), self.dtype, scale)
+
+    def _expected_shape(self, name):
+        """What a weights file may hold for a lazy ``W``: any in_channels, the rest fixed."""
+        if name != "W":
+            return None
+        KH, KW = pair(self.kernel_size)
+        return self._w_shape(self.in_channels, self.out_channels, KH, KW)
 
     def _ensure_W(self, x):
         if self.W.data is None:
@@ -158,6 +169,10 @@ class BatchNorm(Layer):
             self.avg_mean = backend.zeros((size,), dtype)
         if self.avg_var is None:
             self.avg_var = backend.ones((size,), dtype)
+
+    def _expected_shape(self, name):
+        """Lazy gamma, beta and running averages: one channel count, shared by all four."""
+        return ("channels",)
 
     def forward(self, x):
         if self.avg_mean is None or self.gamma.data is None:
