@@ -214,17 +214,50 @@ def tensor(data, dtype=None, device=None, name=None) -> Variable:
         return _tensor_from_array(get_backend("cpu").asarray(data), dtype, backend, name)
     xp = backend.xp
     try:
+        probe_error = None
+        try:
+            array = backend.asarray(data)
+        except (TypeError, ValueError) as exc:
+            array, probe_error = None, exc
+        numeric = array is not None and xp.isdtype(array.dtype, ("bool", "numeric"))
+        huge = False if numeric else _refuse_non_numbers(data)  # strings, None, ...: TypeError
         if dtype is not None:
             array = backend.asarray(data, _dtype("tensor", backend, dtype))
-        else:
-            array = backend.asarray(data)
-            if xp.isdtype(array.dtype, "real floating"):
-                array = _astype(backend, array, _dtype("tensor", backend, DEFAULT_FLOAT))
-            elif xp.isdtype(array.dtype, "complex floating"):
-                array = _astype(backend, array, _dtype("tensor", backend, _DEFAULT_COMPLEX))
-    except (TypeError, ValueError) as exc:
+        elif huge:
+            raise OverflowError("an int does not fit the default integer dtype; pass dtype=")
+        elif not numeric:
+            raise probe_error or TypeError(f"got an array of dtype {array.dtype}")
+        elif xp.isdtype(array.dtype, "real floating"):
+            array = _astype(backend, array, _dtype("tensor", backend, DEFAULT_FLOAT))
+        elif xp.isdtype(array.dtype, "complex floating"):
+            array = _astype(backend, array, _dtype("tensor", backend, _DEFAULT_COMPLEX))
+    except (TypeError, ValueError, OverflowError) as exc:
+        if str(exc).startswith("tensor:"):
+            raise
         raise type(exc)(f"tensor: cannot make an array of {data!r:.60} ({exc})") from exc
     return _new(array, backend, name)
+
+
+_INT64_RANGE = range(-(2**63), 2**63)
+
+
+def _refuse_non_numbers(data) -> bool:
+    """TypeError naming the first leaf of nested lists/tuples that is not a number or bool;
+    else whether some Python int is outside int64's range."""
+    stack = [data]
+    huge = False
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, int) and item not in _INT64_RANGE:
+            huge = True
+        elif not (is_scalar(item) or is_array(item)) or isinstance(item, (str, bytes)):
+            raise TypeError(
+                f"tensor: expected numbers, a nested list of numbers, an array or a Variable; "
+                f"found {type(item).__name__} {item!r:.30} in {data!r:.60}"
+            )
+    return huge
 
 
 def _astype(backend, array, xp_dtype):

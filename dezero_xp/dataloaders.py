@@ -14,6 +14,7 @@ May import: numpy, dezero_xp.backend and dezero_xp.datasets.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -37,8 +38,14 @@ class DataLoader(Movable):
     def __init__(
         self, dataset, batch_size, shuffle=True, device=None, gpu=False, dtype="float32", rng=None
     ):
-        if int(batch_size) < 1:
-            raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size!r}")
+        where = type(self).__name__
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+            raise TypeError(
+                f"{where}: batch_size must be an int, got {type(batch_size).__name__} "
+                f"{batch_size!r:.40}"
+            )
+        if batch_size < 1:
+            raise ValueError(f"{where}: batch_size must be >= 1, got {batch_size!r}")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -148,13 +155,28 @@ def _host_batch(dataset, batch_index):
         x = dataset.data[batch_index]
         return x, None if dataset.label is None else dataset.label[batch_index]
     batch = [dataset[int(i)] for i in batch_index]
-    x = np.stack([np.asarray(example[0]) for example in batch])
+    x = _stack("examples", batch_index, [example[0] for example in batch])
     labels = [example[1] for example in batch]
     if all(label is None for label in labels):
         return x, None
     if any(label is None for label in labels):
         raise ValueError("DataLoader: some examples have a label and others None")
-    return x, np.stack([np.asarray(label) for label in labels])
+    return x, _stack("labels", batch_index, labels)
+
+
+def _stack(what: str, batch_index, values) -> np.ndarray:
+    """``values`` stacked into one batch array; a clear error naming two that do not fit."""
+    arrays = [np.asarray(value) for value in values]
+    first = arrays[0]
+    for i, array in enumerate(arrays):
+        if array.shape != first.shape:
+            raise ValueError(
+                f"DataLoader: {what} of different shapes cannot be stacked into a batch: "
+                f"item {int(batch_index[0])} has shape {first.shape} but item "
+                f"{int(batch_index[i])} has {array.shape}; give every example the same shape "
+                "(e.g. with a transform that resizes or pads)"
+            )
+    return np.stack(arrays)
 
 
 class SeqDataLoader(DataLoader):

@@ -77,6 +77,15 @@ class MLP(Model):
 
     def __init__(self, fc_output_sizes, activation=F.sigmoid, dtype="float32", device=None):
         super().__init__(device=device)
+        if isinstance(fc_output_sizes, (str, bytes)) or not hasattr(fc_output_sizes, "__iter__"):
+            raise TypeError(
+                f"MLP: fc_output_sizes must be a sequence of ints, got {fc_output_sizes!r:.40}"
+            )
+        fc_output_sizes = list(fc_output_sizes)
+        if not fc_output_sizes:
+            raise ValueError("MLP: fc_output_sizes is empty; give at least one layer size")
+        if not callable(activation):
+            raise TypeError(f"MLP: activation must be callable, got {activation!r:.40}")
         self.activation = activation
         self.layers = []
         for i, out_size in enumerate(fc_output_sizes):

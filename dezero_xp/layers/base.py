@@ -66,12 +66,32 @@ def _input_backend(inputs):
     return None
 
 
+def _restorer(param):
+    """A callable putting ``param``'s data, grad data and device back as they are now."""
+    backend, data = param.backend, param.data
+    grad = param.grad
+    grad_data = None if grad is None else grad.data
+
+    def restore():
+        if data is not None:
+            param.data = data
+        elif backend is not None:
+            param.to(backend)  # a lazy parameter: no data, only its device
+        param.grad = grad
+        if grad is not None and grad_data is not None:
+            grad.data = grad_data
+
+    return restore
+
+
 class Layer(Movable):
     """Base of layers and models: owns Parameters and sub-Layers assigned as attributes.
 
     Subclasses call ``super().__init__()`` first, assign Parameters/Layers as attributes and
-    implement ``forward``. Raw arrays that belong to the layer's state (BatchNorm's running
-    averages) are declared with :meth:`add_persistent`, so they are moved and saved too.
+    implement ``forward``. Assigning a raw array over a Parameter is refused (it would stop being
+    trained and saved): set ``layer.W.data = array`` instead; None removes it. Raw arrays that
+    belong to the layer's state (BatchNorm's running averages) are declared with
+    :meth:`add_persistent`, so they are moved and saved too.
     """
 
     def __init__(self, device=None):
@@ -89,8 +109,17 @@ class Layer(Movable):
             )
         if isinstance(value, (Parameter, Layer)):
             names.add(name)
-        else:
-            names.discard(name)  # e.g. a Parameter replaced by None
+        elif name in names:
+            if is_array(value) and isinstance(self.__dict__.get(name), Parameter):
+                # A raw array here would silently stop training and saving the parameter.
+                # (A Variable may stand in for it on purpose, e.g. in a gradient check.)
+                raise TypeError(
+                    f"{type(self).__name__}.{name} is a Parameter; assigning a "
+                    f"{type(value).__name__} would unregister it (no longer trained or saved). "
+                    f"Set its values with layer.{name}.data = array, or assign a Parameter"
+                )
+            names.discard(name)  # a Parameter or Layer removed by assigning None (or a Layer
+            # replaced by something else, e.g. a plain function)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
@@ -126,36 +155,44 @@ class Layer(Movable):
         d = self.__dict__
         return [(name, d[name]) for name in self._params]
 
-    def _walk(self, _path=None):
-        """This layer and every sublayer below it, each once, depth first, in order."""
-        seen = set() if _path is None else _path
-        if id(self) in seen:
-            return
-        seen.add(id(self))
-        yield self
-        for _name, obj in self._children():
-            if isinstance(obj, Layer):
-                yield from obj._walk(seen)
+    def _walk(self):
+        """This layer and every sublayer below it, each once, depth first, in order.
 
-    def _state_entries(self, prefix: str = "", _path=None):
+        Iterative (an explicit stack), so a tree of any depth works."""
+        seen = set()
+        stack = [self]
+        while stack:
+            layer = stack.pop()
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            yield layer
+            children = [obj for _name, obj in layer._children() if isinstance(obj, Layer)]
+            stack.extend(reversed(children))
+
+    def _state_entries(self, prefix: str = ""):
         """``(key, owner, name, is_param)`` for every Parameter and state array, nested.
 
         Keys are DeZero's ``'/'``-joined paths. A sublayer reachable under two names appears
-        under both; a cycle of layers is followed once.
+        under both; a cycle of layers is followed once. Iterative, so any depth works.
         """
-        path = set() if _path is None else _path
-        if id(self) in path:
-            return
-        path.add(id(self))
-        for name, obj in self._children():
-            key = prefix + name
-            if isinstance(obj, Layer):
-                yield from obj._state_entries(key + "/", path)
-            else:
-                yield key, self, name, True
-        for name in self._persistent:
-            yield prefix + name, self, name, False
-        path.discard(id(self))
+        path = {id(self)}  # the layers on the way down: a cycle stops here
+        stack = [(self, prefix, iter(self._children()))]
+        while stack:
+            layer, layer_prefix, children = stack[-1]
+            for name, obj in children:
+                key = layer_prefix + name
+                if not isinstance(obj, Layer):
+                    yield key, layer, name, True
+                elif id(obj) not in path:
+                    path.add(id(obj))
+                    stack.append((obj, key + "/", iter(obj._children())))
+                    break
+            else:  # every child done: this layer's state arrays, then back up
+                for name in layer._persistent:
+                    yield layer_prefix + name, layer, name, False
+                path.discard(id(layer))
+                stack.pop()
 
     def params(self):
         """Every Parameter of this layer and its sublayers, each once, in registration order."""
@@ -180,11 +217,18 @@ class Layer(Movable):
                 params_dict[key] = owner.__dict__[name]
 
     # ------------------------------------------------------------------ devices
-    def _move_own(self, target) -> None:
-        """Move this layer's own Parameters and state arrays (not its sublayers) to ``target``."""
+    def _move_own(self, target, undo=None) -> None:
+        """Move this layer's own Parameters and state arrays (not its sublayers) to ``target``.
+
+        Appends to ``undo`` a callable per change that puts the old arrays back.
+        """
+        undo = [] if undo is None else undo
         for _name, obj in self._children():
             if isinstance(obj, Parameter):
+                undo.append(_restorer(obj))
                 obj.to(target)
+        attributes = dict(self.__dict__)
+        undo.append(lambda: self.__dict__.update(attributes))
         for name in self._persistent:
             value = self.__dict__[name]
             if value is not None:
@@ -206,8 +250,16 @@ class Layer(Movable):
         so parameters created later (lazily) are created there too.
         """
         target = get_backend(device)
-        for layer in list(self._walk()):
-            layer._move_own(target)
+        undo = []
+        try:
+            for layer in list(self._walk()):
+                layer._move_own(target, undo)
+        except BaseException:
+            # All or nothing: a failure half-way (out of memory, an unusable device) puts every
+            # array back where it was; the old arrays are still referenced, nothing is copied.
+            for restore in reversed(undo):
+                restore()
+            raise
         return self
 
     def _creation_backend(self):

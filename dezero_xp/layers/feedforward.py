@@ -11,13 +11,24 @@ May import: dezero_xp._shape, dezero_xp.core, dezero_xp.functions and dezero_xp.
 from __future__ import annotations
 
 import math
+import numbers
 
 import dezero_xp.functions as F
 from dezero_xp._shape import pair
 from dezero_xp.core import Parameter
+from dezero_xp.layers._checks import (
+    check_float_dtype,
+    check_input,
+    check_size,
+    check_size_pair,
+)
 from dezero_xp.layers.base import Layer
 
 __all__ = ["BatchNorm", "Conv2d", "Deconv2d", "EmbedID", "Linear"]
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _bias(out_size, nobias, dtype, backend):
@@ -26,13 +37,14 @@ def _bias(out_size, nobias, dtype, backend):
 
 class Linear(Layer):
     """``y = x W + b``; ``W`` (in_size, out_size) ~ N(0, 1/in_size), created at the first call
-    from ``x.shape[1]`` when ``in_size`` is None."""
+    from the input's last axis (``F.linear`` takes ``(..., in_size)``) when ``in_size`` is
+    None."""
 
     def __init__(self, out_size, nobias=False, dtype="float32", in_size=None, device=None):
         super().__init__(device)
-        self.in_size = in_size
-        self.out_size = out_size
-        self.dtype = dtype
+        self.in_size = check_size("Linear", "in_size", in_size, optional=True)
+        self.out_size = check_size("Linear", "out_size", out_size)
+        self.dtype = check_float_dtype("Linear", dtype, self._creation_backend())
         self.W = Parameter(None, name="W")
         if in_size is not None:
             self._init_W(self._creation_backend())
@@ -43,9 +55,15 @@ class Linear(Layer):
         self.W.data = backend.normal((self.in_size, self.out_size), self.dtype, scale)
 
     def forward(self, x):
+        shape = check_input("Linear", x, min_ndim=1)
         if self.W.data is None:
-            self.in_size = x.shape[1]
-            self._init_W(self._lazy_backend(x))
+            self.in_size = shape[-1]
+            try:
+                self._init_W(self._lazy_backend(x))
+                return F.linear(x, self.W, self.b)
+            except BaseException:
+                self.W.data, self.in_size = None, None  # a failed first call sizes nothing
+                raise
         return F.linear(x, self.W, self.b)
 
     def _after_load(self):
@@ -72,12 +90,13 @@ class _ConvBase(Layer):
         device=None,
     ):
         super().__init__(device)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.pad = pad
-        self.dtype = dtype
+        where = type(self).__name__
+        self.in_channels = check_size(where, "in_channels", in_channels, optional=True)
+        self.out_channels = check_size(where, "out_channels", out_channels)
+        self.kernel_size = check_size_pair(where, "kernel_size", kernel_size)
+        self.stride = check_size_pair(where, "stride", stride)
+        self.pad = check_size_pair(where, "pad", pad, minimum=0)
+        self.dtype = check_float_dtype(where, dtype, self._creation_backend())
         self.W = Parameter(None, name="W")
         if in_channels is not None:
             self._init_W(self._creation_backend())
@@ -99,10 +118,18 @@ class _ConvBase(Layer):
         KH, KW = pair(self.kernel_size)
         return self._w_shape(self.in_channels, self.out_channels, KH, KW)
 
-    def _ensure_W(self, x):
-        if self.W.data is None:
-            self.in_channels = x.shape[1]
+    def _call(self, op, x):
+        """``op(x, W, b, stride, pad)``, creating ``W`` first when it is lazy."""
+        shape = check_input(type(self).__name__, x, ndim=4)
+        if self.W.data is not None:
+            return op(x, self.W, self.b, self.stride, self.pad)
+        self.in_channels = shape[1]
+        try:
             self._init_W(self._lazy_backend(x))
+            return op(x, self.W, self.b, self.stride, self.pad)
+        except BaseException:
+            self.W.data, self.in_channels = None, None  # a failed first call sizes nothing
+            raise
 
 
 class Conv2d(_ConvBase):
@@ -113,8 +140,7 @@ class Conv2d(_ConvBase):
         return (OC, C, KH, KW)
 
     def forward(self, x):
-        self._ensure_W(x)
-        return F.conv2d(x, self.W, self.b, self.stride, self.pad)
+        return self._call(F.conv2d, x)
 
     def _after_load(self):
         if self.W.data is not None:
@@ -128,8 +154,7 @@ class Deconv2d(_ConvBase):
         return (C, OC, KH, KW)
 
     def forward(self, x):
-        self._ensure_W(x)
-        return F.deconv2d(x, self.W, self.b, self.stride, self.pad)
+        return self._call(F.deconv2d, x)
 
     def _after_load(self):
         if self.W.data is not None:
@@ -148,10 +173,14 @@ class BatchNorm(Layer):
 
     def __init__(self, decay=0.9, eps=2e-5, dtype=None, device=None, comm=None):
         super().__init__(device)
+        if not _is_real(decay) or not 0 <= decay <= 1:
+            raise ValueError(f"BatchNorm: decay must be a number in [0, 1], got {decay!r}")
+        if not _is_real(eps) or not eps > 0:
+            raise ValueError(f"BatchNorm: eps must be a number > 0, got {eps!r}")
         self.comm = comm
         self.decay = decay
         self.eps = eps
-        self.dtype = dtype
+        self.dtype = check_float_dtype("BatchNorm", dtype, self._creation_backend(), optional=True)
         self.gamma = Parameter(None, name="gamma")
         self.beta = Parameter(None, name="beta")
         self.add_persistent("avg_mean", None)
@@ -175,22 +204,36 @@ class BatchNorm(Layer):
         return ("channels",)
 
     def forward(self, x):
-        if self.avg_mean is None or self.gamma.data is None:
+        check_input("BatchNorm", x, min_ndim=2, floating=True)
+        lazy = self.avg_mean is None or self.gamma.data is None
+        before = (self.gamma.data, self.beta.data, self.avg_mean, self.avg_var)
+        if lazy:
             self._init_params(x)
-        if self.comm is not None:
-            return F.sync_batch_norm(
+        try:
+            if self.comm is not None:
+                return F.sync_batch_norm(
+                    x,
+                    self.gamma,
+                    self.beta,
+                    self.avg_mean,
+                    self.avg_var,
+                    self.comm,
+                    self.decay,
+                    self.eps,
+                )
+            return F.batch_norm(
                 x,
                 self.gamma,
                 self.beta,
                 self.avg_mean,
                 self.avg_var,
-                self.comm,
-                self.decay,
-                self.eps,
+                decay=self.decay,
+                eps=self.eps,
             )
-        return F.batch_norm(
-            x, self.gamma, self.beta, self.avg_mean, self.avg_var, decay=self.decay, eps=self.eps
-        )
+        except BaseException:
+            if lazy:  # a failed first call keeps no channel count
+                self.gamma.data, self.beta.data, self.avg_mean, self.avg_var = before
+            raise
 
 
 class EmbedID(Layer):
@@ -198,9 +241,9 @@ class EmbedID(Layer):
 
     def __init__(self, in_size, out_size, dtype="float32", device=None):
         super().__init__(device)
-        self.in_size = in_size
-        self.out_size = out_size
-        self.dtype = dtype
+        self.in_size = check_size("EmbedID", "in_size", in_size)
+        self.out_size = check_size("EmbedID", "out_size", out_size)
+        self.dtype = check_float_dtype("EmbedID", dtype, self._creation_backend())
         backend = self._creation_backend()
         self.W = Parameter(backend.normal((in_size, out_size), dtype), name="W")
 

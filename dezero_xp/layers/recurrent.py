@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dezero_xp.functions as F
 from dezero_xp.core import Variable
+from dezero_xp.layers._checks import check_size
 from dezero_xp.layers.base import Layer
 from dezero_xp.layers.feedforward import Linear
 
@@ -22,6 +23,7 @@ class RNN(Layer):
 
     def __init__(self, hidden_size, in_size=None, dtype="float32", device=None):
         super().__init__(device)
+        check_size("RNN", "hidden_size", hidden_size)
         self.x2h = Linear(hidden_size, in_size=in_size, dtype=dtype, device=device)
         # Lazy when x2h is (DeZero's draw order: x2h's weights at the first step, h2h's at the
         # second), else made now, after x2h's.
@@ -52,7 +54,7 @@ class LSTM(Layer):
 
     def __init__(self, hidden_size, in_size=None, dtype="float32", device=None):
         super().__init__(device)
-        H, I = hidden_size, in_size
+        H, I = check_size("LSTM", "hidden_size", hidden_size), in_size
 
         def make(in_size, nobias=False):
             return Linear(H, nobias=nobias, dtype=dtype, in_size=in_size, device=device)

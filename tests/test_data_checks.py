@@ -1,0 +1,87 @@
+"""Bad data is refused where it enters: DataLoader arguments and ragged examples, and
+``dz.tensor`` of things that are not numbers."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import dezero_xp as dz
+from dezero_xp.dataloaders import DataLoader, SeqDataLoader
+
+HAS_STRICT = importlib.util.find_spec("array_api_strict") is not None
+
+
+class Pairs:
+    """A plain dataset: example i is (x_i, t_i) from two lists."""
+
+    def __init__(self, xs, ts):
+        self.xs, self.ts = xs, ts
+
+    def __len__(self):
+        return len(self.xs)
+
+    def __getitem__(self, i):
+        return self.xs[i], self.ts[i]
+
+
+DATA = Pairs([np.zeros(2)] * 8, [0] * 8)
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "error", "fragment"),
+    [
+        (2.5, TypeError, "DataLoader: batch_size must be an int, got float 2.5"),
+        ("4", TypeError, "DataLoader: batch_size must be an int, got str '4'"),
+        (True, TypeError, "DataLoader: batch_size must be an int"),
+        (None, TypeError, "DataLoader: batch_size must be an int"),
+        (0, ValueError, "DataLoader: batch_size must be >= 1, got 0"),
+        (-3, ValueError, "DataLoader: batch_size must be >= 1"),
+    ],
+)
+def test_bad_batch_sizes_are_refused(batch_size, error, fragment):
+    with pytest.raises(error, match=fragment):
+        DataLoader(DATA, batch_size)
+    with pytest.raises(error, match=fragment.replace("DataLoader", "SeqDataLoader")):
+        SeqDataLoader(DATA, batch_size)
+
+
+def test_numpy_integer_batch_size_works():
+    loader = DataLoader(DATA, np.int64(4), shuffle=False)
+    assert loader.batch_size == 4 and type(loader.batch_size) is int and len(loader) == 2
+
+
+@pytest.mark.parametrize("what", ["examples", "labels"])
+def test_examples_of_different_shapes_name_both(what):
+    xs = [np.zeros(2), np.zeros(2), np.zeros(3), np.zeros(2)]
+    ts = [0, 1, 2, 3]
+    if what == "labels":
+        xs, ts = [np.zeros(2)] * 4, [np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(4)]
+    loader = DataLoader(Pairs(xs, ts), 4, shuffle=False)
+    expected = r"\(3,\)" if what == "examples" else r"\(4,\)"
+    with pytest.raises(ValueError, match=rf"{what} of different shapes.*item \d has {expected}"):
+        next(loader)
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["strict"] if HAS_STRICT else []))
+@pytest.mark.parametrize(
+    ("data", "dtype", "error", "fragment"),
+    [
+        ([1, "a"], None, TypeError, "found str 'a'"),
+        (["1.5"], "float32", TypeError, "found str '1.5'"),
+        ([[1.0], [None]], None, TypeError, "found NoneType"),
+        ([b"x"], None, TypeError, "found bytes"),
+        ([2**70], None, OverflowError, "does not fit the default integer dtype"),
+    ],
+)
+def test_tensor_refuses_what_is_not_numbers(device, data, dtype, error, fragment):
+    with pytest.raises(error, match=rf"tensor: .*{fragment}"):
+        dz.tensor(data, dtype=dtype, device=device)
+
+
+def test_tensor_still_takes_numbers():
+    assert dz.tensor([True, 1]).dtype == np.int64
+    assert dz.tensor([2**70], dtype="float64").data[0] == 2.0**70
+    assert dz.tensor([[1, 2.5]]).dtype == np.float32
