@@ -7,6 +7,8 @@
 - ``benchmark``: pytest-benchmark over benchmarks/, JSON saved under benchmarks/results/.
 - ``lint``: ruff check and ruff format --check.
 - ``examples``: every script in examples/ with ``--smoke``.
+- ``docs``: the documentation site (Sphinx, warnings are errors) into docs/_build/html; its code
+  blocks run in ``tests`` (tests/test_docs.py).
 - ``compare``: dezero_xp vs DeZero 0.0.13, PyTorch (CPU) and a NumPy floor; see
   benchmarks/compare/README.md.
 
@@ -156,6 +158,22 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", *LINT_PATHS)
     session.run("ruff", "format", "--check", *LINT_PATHS)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with warnings as errors (docs/_build/html)."""
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        "docs",
+        "docs/_build/html",
+        *session.posargs,
+    )
 
 
 def example_scripts() -> list[Path]:
