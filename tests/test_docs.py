@@ -1,7 +1,8 @@
 """Every Python code block of the documentation runs, and every printed number is checked.
 
 Each page under ``docs/`` is one test: its ```` ```python ```` blocks run in order in one
-namespace (like a notebook), in a temporary working directory, with pytest's warnings-as-errors.
+namespace (like a notebook), in a temporary working directory, with pytest's warnings-as-errors
+and the random state of a fresh interpreter (``dz.seed(None)``: NumPy's global generator).
 A block fails the test by raising, so the pages check their numbers with ``assert``. A block
 followed directly by an Output block must print exactly that text::
 
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+import dezero_xp as dz
 
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
 
@@ -139,6 +142,7 @@ def _pages_with_code() -> list[Path]:
 @pytest.mark.parametrize("page", _pages_with_code(), ids=lambda p: str(p.relative_to(DOCS_DIR)))
 def test_page_code_runs(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    dz.seed(None)  # as in a fresh interpreter (the suite's fixture seeds every test)
     assert run_page(page) > 0
 
 
@@ -155,6 +159,7 @@ def test_marked_block(page, block, tmp_path, monkeypatch):
     for module in arg.split():
         pytest.importorskip(module, reason=f"{page.name}:{block.line} needs {module}")
     monkeypatch.chdir(tmp_path)
+    dz.seed(None)
     _run_block(page, block, {"__name__": "__docs__"})
 
 
