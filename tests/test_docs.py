@@ -209,3 +209,72 @@ def test_a_failing_assert_names_the_page_line(tmp_path):
         run_page(page)
     frame = info.traceback[-1]
     assert (Path(frame.path).name, frame.lineno + 1) == ("p.md", 5)
+
+
+# ------------------------------------------------------------------ docstrings of the API pages
+
+API_DIRECTIVE = re.compile(r"^\.\. auto(?:module|class|function|exception|data):: (\S+)", re.M)
+SPHINX_ROLES = ("func", "class", "meth", "attr", "mod", "data", "exc", "obj", "ref", "doc")
+
+
+def _documented_objects() -> list[tuple[str, object]]:
+    """``(name, object)`` for every object an API page renders, and the members autodoc adds."""
+    import importlib
+    import inspect
+
+    found: dict[str, object] = {}
+
+    def add(name, obj, depth):
+        if name in found or depth > 2:
+            return
+        found[name] = obj
+        if inspect.ismodule(obj):
+            public = getattr(obj, "__all__", [n for n in vars(obj) if not n.startswith("_")])
+            for member in public:
+                value = getattr(obj, member, None)
+                if inspect.isclass(value) or inspect.isfunction(value):
+                    add(f"{name}.{member}", value, depth + 1)
+        elif inspect.isclass(obj):
+            for member, value in vars(obj).items():
+                if not member.startswith("_") and (
+                    inspect.isfunction(value) or isinstance(value, property)
+                ):
+                    add(f"{name}.{member}", value, depth + 1)
+
+    for page in sorted((DOCS_DIR / "api").glob("*.md")):
+        for target in API_DIRECTIVE.findall(page.read_text(encoding="utf-8")):
+            module_name, _, attr = target, "", None
+            try:
+                obj = importlib.import_module(target)
+            except ImportError:
+                module_name, _, attr = target.rpartition(".")
+                obj = getattr(importlib.import_module(module_name), attr)
+            add(target, obj, 0)
+    return sorted(found.items())
+
+
+@pytest.mark.skipif(not (DOCS_DIR / "api").is_dir(), reason="docs/ is not part of this tree")
+def test_api_docstrings_are_valid_restructuredtext():
+    """What autodoc renders parses without reST errors, so ``nox -s docs`` (-W) stays green."""
+    import inspect
+
+    docutils_core = pytest.importorskip("docutils.core", reason="docutils comes with .[docs]")
+    from docutils.parsers.rst import roles
+
+    for role in SPHINX_ROLES:
+        roles.register_generic_role(role, __import__("docutils.nodes").nodes.literal)
+    problems = []
+    for name, obj in _documented_objects():
+        doc = inspect.getdoc(obj.fget if isinstance(obj, property) else obj)
+        if not doc or inspect.getmodule(obj) is None:
+            continue
+        if not (getattr(inspect.getmodule(obj), "__name__", "") or "").startswith("dezero_xp"):
+            continue
+        stream = io.StringIO()
+        docutils_core.publish_doctree(
+            doc,
+            settings_overrides={"report_level": 2, "halt_level": 5, "warning_stream": stream},
+        )
+        if stream.getvalue():
+            problems.append(f"{name}:\n{stream.getvalue()}")
+    assert not problems, "docstrings that do not parse as reST:\n" + "\n".join(problems)
