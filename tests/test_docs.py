@@ -278,3 +278,18 @@ def test_api_docstrings_are_valid_restructuredtext():
         if stream.getvalue():
             problems.append(f"{name}:\n{stream.getvalue()}")
     assert not problems, "docstrings that do not parse as reST:\n" + "\n".join(problems)
+
+
+@pytest.mark.skipif(not DOCS_DIR.is_dir(), reason="docs/ is not part of this tree")
+def test_every_page_is_in_the_table_of_contents():
+    """A page missing from a toctree of docs/index.md fails ``nox -s docs`` (-W); say so here."""
+    blocks = parse_blocks((DOCS_DIR / "index.md").read_text("utf-8"))
+    listed = {
+        line.strip()
+        for block in blocks
+        if block.info.strip() == "{toctree}"
+        for line in block.code.splitlines()
+        if line.strip() and not line.startswith(":")
+    }
+    pages = {str(p.relative_to(DOCS_DIR).with_suffix("")) for p in _pages()} - {"index"}
+    assert pages - listed == set(), "add these pages to a toctree in docs/index.md"
