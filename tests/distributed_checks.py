@@ -200,7 +200,7 @@ def equivalence_many_buckets(comm):
         _equivalence(comm, "cpu", bucket_bytes=200, names=["SGD"])
     finally:
         del comm.allreduce_buffer
-    # per step: one flags exchange (4 parameters) and the gradient buckets
+    # per step: the gradient buckets, with one presence slot per parameter (4)
     per_step = len(calls) // STEPS
     assert per_step > 3, calls[:10]
     n_params = 8 * 16 + 16 + 16 * 3 + 3

@@ -7,13 +7,14 @@
    holds the same parameter names, shapes and dtypes, then broadcast rank 0's values of the
    parameters not broadcast yet; a mismatch raises :class:`DistributedError` on *every* rank,
    naming the first differing parameter of each, instead of hanging in a collective;
-2. agree on which parameters have a gradient on any rank (one tiny all-reduce of flags; a
-   gradient missing on some ranks counts as zeros there, one missing everywhere stays None);
-3. pack the gradients into flat buffers of at most ``bucket_bytes`` each (one dtype and device
+2. pack the gradients into flat buffers of at most ``bucket_bytes`` each (one dtype and device
    per bucket; the buffers are reused from step to step), all-reduce each bucket once (not
    once per parameter; each rank's gradients are divided by the number of ranks while they are
-   packed, so the sum is the mean) and hand each parameter a view of its slice as its gradient;
-4. run the wrapped optimizer, hooks included, exactly as in one process.
+   packed, so the sum is the mean) and hand each parameter a view of its slice as its gradient.
+   A gradient missing on some ranks counts as zeros there; one missing on every rank stays
+   None (each bucket ends with one presence slot per parameter, summed with the gradients, so
+   this costs no extra exchange on host arrays);
+3. run the wrapped optimizer, hooks included, exactly as in one process.
 
 Parameters that exist when the DistributedOptimizer is made are checked and broadcast right
 then, so the first gradients are already computed on rank 0's values. Lazily created
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dezero_xp.backend import get_backend
+from dezero_xp.backend import get_backend, to_host
 from dezero_xp.core import wrap_array
 from dezero_xp.distributed.base import DistributedError
 
@@ -92,20 +93,26 @@ def mismatch_message(everyone: list) -> str | None:
 
 
 class _Bucket:
-    """Parameters packed into one flat buffer: ``(param, start, stop, shape)`` entries."""
+    """Parameters packed into one flat buffer: ``(param, start, stop, shape)`` entries.
 
-    __slots__ = ("backend", "dtype", "entries", "size", "buffer")
+    With ``presence``, the buffer ends with one slot per parameter: 1 where this rank has a
+    gradient for it, else 0; after the all-reduce the slots count the ranks that had one.
+    """
 
-    def __init__(self, backend, dtype):
-        self.backend, self.dtype = backend, dtype
-        self.entries, self.size, self.buffer = [], 0, None
+    __slots__ = ("backend", "dtype", "entries", "values", "presence", "buffer")
+
+    def __init__(self, backend, dtype, presence=False):
+        self.backend, self.dtype, self.presence = backend, dtype, presence
+        self.entries, self.values, self.buffer = [], 0, None
 
     def add(self, param):
-        n = 1
-        for d in param.shape:
-            n *= int(d)
-        self.entries.append((param, self.size, self.size + n, tuple(param.shape)))
-        self.size += n
+        n = _numel(param)
+        self.entries.append((param, self.values, self.values + n, tuple(param.shape)))
+        self.values += n
+
+    @property
+    def size(self) -> int:
+        return self.values + (len(self.entries) if self.presence else 0)
 
 
 class DistributedOptimizer:
@@ -185,27 +192,42 @@ class DistributedOptimizer:
         return self.actual_optimizer.update(*args, **kwargs)
 
     def average_gradients(self, params) -> None:
-        """Replace every gradient by its mean over the ranks (bucketed all-reduces)."""
-        cpu = get_backend("cpu")
-        flags = cpu.xp.asarray([p.grad is not None for p in params], dtype=cpu.xp.int32)
-        flags = self.comm.allreduce_buffer(flags, "sum")
-        key = bytes(cpu.to_host(flags) > 0)
+        """Replace every gradient by its mean over the ranks: one all-reduce per bucket.
+
+        Host buckets carry the presence slots (see ``_Bucket``), so they need no other
+        exchange; for GPU buckets the presence flags go over the host first (no device sync).
+        """
+        params = [p for p in params if p.data is not None]  # lazy ones have no gradient yet
+        key = tuple(id(p) for p in params)
         buckets = self._layouts.get(key)
         if buckets is None:
-            chosen = [p for p, flag in zip(params, key) if flag]
-            buckets = self._layouts[key] = self._buckets(chosen)
+            buckets = self._layouts[key] = self._buckets(params, presence=True)
+        on_gpu = [entry[0] for b in buckets if not b.presence for entry in b.entries]
+        present = {}
+        if on_gpu:
+            cpu = get_backend("cpu")
+            flags = cpu.xp.asarray([p.grad is not None for p in on_gpu], dtype=cpu.xp.int32)
+            flags = cpu.to_host(self.comm.allreduce_buffer(flags, "sum"))
+            present = {id(p): bool(f) for p, f in zip(on_gpu, flags)}
         scale = 1.0 / self.comm.size
         for bucket in buckets:
             # Each rank's share is scaled while packing: the sum is then the mean.
             buffer = self._pack(bucket, _grad_data, reuse=True, scale=scale)
             reduced = self.comm.allreduce_buffer(buffer, "sum")
+            if bucket.presence:
+                with bucket.backend:
+                    counts = to_host(reduced[bucket.values :])
+                flags = [bool(c) for c in counts > 0]
+            else:
+                flags = [present[id(entry[0])] for entry in bucket.entries]
             backend = bucket.backend
-            for param, value in self._unpack(bucket, reduced):
-                param.grad = wrap_array(value, backend)
+            for (param, value), flag in zip(self._unpack(bucket, reduced), flags):
+                param.grad = wrap_array(value, backend) if flag else None
 
     # ------------------------------------------------------------------ buckets
-    def _buckets(self, params) -> list:
-        """Consecutive parameters of one backend and dtype, at most ``bucket_bytes`` a bucket."""
+    def _buckets(self, params, presence=False) -> list:
+        """Consecutive parameters of one backend and dtype, at most ``bucket_bytes`` a bucket
+        (``presence``: with presence slots, on host backends)."""
         buckets, open_ = [], {}
         for param in params:
             key = (id(param.backend), str(param.dtype))
@@ -214,12 +236,13 @@ class DistributedOptimizer:
             nbytes = itemsize * _numel(param)
             if (
                 bucket is not None
-                and bucket.size
-                and (bucket.size * itemsize + nbytes) > self.bucket_bytes
+                and bucket.values
+                and (bucket.values * itemsize + nbytes) > self.bucket_bytes
             ):
                 bucket = None
             if bucket is None:
-                bucket = open_[key] = _Bucket(param.backend, param.dtype)
+                host = presence and not param.backend.is_gpu
+                bucket = open_[key] = _Bucket(param.backend, param.dtype, host)
                 buckets.append(bucket)
             bucket.add(param)
         return buckets
@@ -236,8 +259,10 @@ class DistributedOptimizer:
                 if reuse:
                     bucket.buffer = buffer
             host = type(buffer) is np.ndarray
-            for param, start, stop, _shape in bucket.entries:
+            for i, (param, start, stop, _shape) in enumerate(bucket.entries):
                 value = read(param)
+                if bucket.presence:
+                    buffer[bucket.values + i] = 0 if value is None else 1
                 if value is None:
                     buffer[start:stop] = 0
                 elif host:
