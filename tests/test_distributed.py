@@ -318,3 +318,35 @@ def test_distributed_benchmark_smoke_run():
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["allreduce"]["values"] == 64 * 32 + 32 + 32 * 10 + 10
     assert figures["ratio"] > 0 and figures["speedup"] > 0
+
+
+@pytest.mark.gpu
+def test_nccl_and_staging_on_a_real_gpu_with_one_rank():
+    # NCCL cannot run two ranks on one GPU: one rank checks the real bindings end to end.
+    from dezero_xp import backend as backend_module
+
+    if not backend_module.cuda_available():
+        pytest.skip(f"no usable GPU: {backend_module._cuda_status()[1]}")
+    pytest.importorskip("mpi4py", reason="pip install .[mpi]")
+    from dezero_xp.distributed.mpi import MPICommunicator
+    from dezero_xp.distributed.nccl import NCCLCommunicator, import_nccl
+
+    try:
+        import_nccl()
+    except ImportError as exc:
+        pytest.skip(str(exc))
+    mpi = MPICommunicator(cuda_aware_mpi=False)
+    comm = NCCLCommunicator(mpi, device="cuda:0")
+    gpu = dz.get_backend("cuda:0")
+    for dtype in ("float32", "float64", "int64"):
+        host = np.arange(12).reshape(3, 4).astype(dtype)
+        x = gpu.from_host(host)
+        for got in (comm.allreduce(x), comm.broadcast(x), mpi.allreduce(x)):
+            assert dz.backend.backend_of(got) is gpu
+            np.testing.assert_array_equal(gpu.to_host(got), host)
+        np.testing.assert_array_equal(gpu.to_host(comm.allgather(x)), host[None])
+    model = L.Linear(3, in_size=4, dtype="float32").to(gpu)
+    opt = dist.DistributedOptimizer(O.SGD().setup(model), comm)
+    (model(gpu.from_host(np.ones((2, 4), dtype=np.float32))) ** 2).sum().backward()
+    opt.average_gradients(list(model.params()))
+    assert dz.backend.backend_of(model.W.grad.data) is gpu
