@@ -118,7 +118,8 @@ class _Bucket:
 class DistributedOptimizer:
     """Wrap ``optimizer`` (already ``setup`` on the model) so that it trains with ``comm``.
 
-    Everything else (``lr``, ``add_hook``, ``state_dict``, ...) is the wrapped optimizer's.
+    Everything else (``lr``, ``add_hook``, ``state_dict``, ...) is the wrapped optimizer's, for
+    reading and for setting (``optimizer.lr = 0.01`` changes the wrapped optimizer's).
     ``bucket_bytes`` bounds the bytes of one all-reduce.
     """
 
@@ -137,10 +138,21 @@ class DistributedOptimizer:
         self._layouts: dict = {}
         self.broadcast_parameters()
 
+    _OWN = frozenset(
+        ("actual_optimizer", "comm", "bucket_bytes", "_broadcast_ids", "_checked_ids", "_layouts")
+    )
+
     def __getattr__(self, name):
         if name == "actual_optimizer":  # not set yet (e.g. during unpickling)
             raise AttributeError(name)
         return getattr(self.actual_optimizer, name)
+
+    def __setattr__(self, name, value):
+        # ``optimizer.lr = 0.01`` (a schedule) must reach the optimizer that uses it.
+        if name in self._OWN:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.actual_optimizer, name, value)
 
     def setup(self, target):
         """Point the wrapped optimizer at ``target``; its parameters are synchronised again."""
@@ -185,7 +197,7 @@ class DistributedOptimizer:
         if self.comm.size > 1:
             params = [p for _, p in _named_params(self.actual_optimizer.target)]
             if frozenset(id(p) for p in params) != self._checked_ids or any(
-                id(p) not in self._broadcast_ids for p in params
+                p.data is not None and id(p) not in self._broadcast_ids for p in params
             ):
                 self.broadcast_parameters()
             self.average_gradients(params)
