@@ -1,9 +1,11 @@
 """Developer tasks: ``nox -s <session>`` (``nox -l`` lists them).
 
 - ``tests``: the suite on NumPy and array-api-strict (torch/cupy cases skip, visibly).
-- ``tests-gpu``: the whole suite on CuPy, against the interpreter's installed packages (no venv,
-  no downloads: it works on an offline GPU machine); skips with a message without a usable GPU.
+- ``tests-gpu``: the whole suite on CuPy (and torch:cuda), against the interpreter's installed
+  packages (no venv, no downloads: it works on an offline GPU machine); skips with a message
+  without a usable GPU, fails when DEZERO_XP_TEST_BACKENDS names an unusable GPU backend.
 - ``tests-torch``: the suite on torch tensors; skips with a message when torch cannot be installed.
+- ``tests-floor``: the suite with the oldest array-api-compat allowed (``ARRAY_API_COMPAT_FLOOR``).
 - ``benchmark``: pytest-benchmark over benchmarks/, JSON saved under benchmarks/results/.
 - ``lint``: ruff check and ruff format --check.
 - ``examples``: every script in examples/ with ``--smoke``.
@@ -37,6 +39,8 @@ DEFAULT_TORCH_SPEC = "torch==2.13.0"
 
 # Interpreter for `tests-gpu` (it runs without a venv); defaults to the one running nox.
 GPU_PYTHON_ENV = "DEZERO_XP_GPU_PYTHON"
+# Which backends the suite runs on (tests/conftest.py); naming a GPU one makes it required.
+SELECT_ENV = "DEZERO_XP_TEST_BACKENDS"
 
 # Every example must accept --smoke (tiny settings). Files starting with "_" are helpers.
 # Add per-example extra arguments here when one needs them.
@@ -75,19 +79,44 @@ usable, reason = backend._cuda_status()
 if not usable:
     print(reason)
     sys.exit(3)
-import cupy
-print(f"CuPy {cupy.__version__}, {cupy.cuda.runtime.getDeviceCount()} CUDA device(s)")
+try:  # a device count is not enough: compile a kernel, run it, read the result back
+    import cupy
+    kernel = cupy.ElementwiseKernel("float32 x", "float32 y", "y = 2 * x + 1", "dezero_xp_probe")
+    got = kernel(cupy.arange(4, dtype=cupy.float32)).get().tolist()
+    assert got == [1.0, 3.0, 5.0, 7.0], got
+    import dezero_xp as dz
+    x = dz.Variable(cupy.arange(3, dtype=cupy.float32))
+    (x * x).sum().backward()
+    assert dz.backend.to_host(x.grad.data).tolist() == [0.0, 2.0, 4.0]
+except Exception as exc:
+    print(f"CuPy imports but cannot run a kernel: {type(exc).__name__}: {exc}")
+    sys.exit(3)
+print(f"CuPy {cupy.__version__}, {cupy.cuda.runtime.getDeviceCount()} CUDA device(s), kernel ok")
+try:
+    import torch
+    assert torch.cuda.is_available(), "torch.cuda.is_available() is False"
+    assert (torch.ones(2, device="cuda") * 2).sum().item() == 4.0
+    print(f"torch {torch.__version__}: torch:cuda ok")
+except Exception as exc:
+    print(f"torch:cuda not tested: {type(exc).__name__}: {exc}")
 """
+
+GPU_TEST_NAMES = ("cupy", "torch:cuda")
 
 
 @nox.session(name="tests-gpu", venv_backend="none")
 def tests_gpu(session: nox.Session) -> None:
-    """The whole suite with DEZERO_XP_TEST_BACKENDS=cupy, on this interpreter's packages.
+    """The whole suite on the GPU backends (cupy, and torch:cuda where torch sees CUDA), on this
+    interpreter's packages.
 
     Needs numpy, array-api-compat, pytest (and cupy-cuda12x/13x) installed for the interpreter
-    running nox, or for the one named by DEZERO_XP_GPU_PYTHON. Skips, exit 0, without a GPU.
+    running nox, or for the one named by DEZERO_XP_GPU_PYTHON. The probe compiles and runs a
+    CUDA kernel. Without a usable GPU it skips (exit 0), unless DEZERO_XP_TEST_BACKENDS names
+    a GPU backend explicitly: then an unusable one fails the session with the reason. The
+    pytest summary says how many GPU cases ran.
     """
     python = os.environ.get(GPU_PYTHON_ENV) or sys.executable
+    explicit = [n.strip() for n in os.environ.get(SELECT_ENV, "").split(",") if n.strip()]
     try:
         probe = subprocess.run(
             [python, "-c", _GPU_PROBE, str(ROOT)], capture_output=True, text=True, check=False
@@ -102,14 +131,36 @@ def tests_gpu(session: nox.Session) -> None:
             "array-api-strict (see the README's GPU section)"
         )
     if probe.returncode != 0:
+        if any(name in GPU_TEST_NAMES for name in explicit):
+            session.error(f"{SELECT_ENV}={','.join(explicit)} but CUDA is not usable: {message}")
         session.skip(f"no usable CUDA GPU for {python}: {message}")
     session.log(message)
+    names = explicit or ["cupy", *(["torch:cuda"] if "torch:cuda ok" in message else [])]
     session.run(
         python,
         *_pytest_args(session, "-p", "no:cacheprovider", "-rs"),
-        env={"DEZERO_XP_TEST_BACKENDS": "cupy"},
+        env={SELECT_ENV: ",".join(names)},
         external=True,
     )
+
+
+# The lowest array-api-compat dezero_xp supports (pyproject.toml says the same): 1.11-1.15 break
+# maximum(x, 0) and reshape(copy=True) on torch tensors.
+ARRAY_API_COMPAT_FLOOR = "1.16"
+
+
+@nox.session(name="tests-floor")
+def tests_floor(session: nox.Session) -> None:
+    """The suite against the oldest array-api-compat allowed (and torch, when it installs)."""
+    session.install("-e", ".[test]", f"array-api-compat=={ARRAY_API_COMPAT_FLOOR}.*")
+    try:
+        session.install(*os.environ.get(TORCH_SPEC_ENV, DEFAULT_TORCH_SPEC).split())
+    except nox.command.CommandFailed:
+        session.warn("tests-floor: torch did not install; its cases are skipped")
+    session.run(
+        "python", "-c", "import array_api_compat as c; print('array-api-compat', c.__version__)"
+    )
+    session.run("python", *_pytest_args(session, "-p", "no:cacheprovider"))
 
 
 @nox.session(name="tests-torch")

@@ -20,6 +20,7 @@ from dezero_xp.backend import (
     get_default_device,
     seed,
     set_default_device,
+    set_eager_checks,
     set_strict_devices,
 )
 from dezero_xp.core import Function, Parameter, Variable, as_array, as_variable
@@ -57,6 +58,7 @@ __all__ = [
     "randn",
     "seed",
     "set_default_device",
+    "set_eager_checks",
     "set_strict_devices",
     "setup_variable",
     "tensor",

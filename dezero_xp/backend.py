@@ -28,6 +28,7 @@ import numpy as np
 
 from dezero_xp._backends import ADAPTERS
 from dezero_xp._backends.base import (
+    CHECKS,
     REGISTRY,
     Backend,
     BackendUnavailable,
@@ -47,6 +48,7 @@ __all__ = [
     "backend_of",
     "cuda_available",
     "dtype_name",
+    "eager_checks",
     "get_array_module",
     "get_backend",
     "get_default_device",
@@ -56,6 +58,7 @@ __all__ = [
     "is_array",
     "seed",
     "set_default_device",
+    "set_eager_checks",
     "set_strict_devices",
     "strict_devices",
     "to_host",
@@ -170,6 +173,22 @@ def set_strict_devices(flag: bool = True) -> None:
 def strict_devices() -> bool:
     """Whether strict device mode is on."""
     return _strict_devices
+
+
+def set_eager_checks(flag: bool = True) -> None:
+    """Run the checks that read device values back on GPUs too (off by default).
+
+    On a GPU, labels outside ``[0, C)`` make ``softmax_cross_entropy`` nan and out-of-range
+    integer indices wrap around (CuPy's gather/scatter kernels compute ``index % size``), because
+    checking either costs a device-to-host synchronisation per call. With eager checks on, both
+    raise IndexError as they do on the CPU. Also settable with ``DEZERO_XP_EAGER_CHECKS=1``.
+    """
+    CHECKS.eager = bool(flag)
+
+
+def eager_checks() -> bool:
+    """Whether eager value checks run on GPUs (see :func:`set_eager_checks`)."""
+    return CHECKS.eager
 
 
 def _cuda_status() -> tuple[bool, str]:

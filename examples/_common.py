@@ -107,9 +107,12 @@ def evaluate(model, loader, loss_fn=F.softmax_cross_entropy) -> tuple[float, flo
         for x, t in loader:
             y = model(x)
             n = int(t.shape[0])
-            # Summed on the device; read back once per evaluation, not once per batch.
-            total_loss = total_loss + loss_fn(y, t).data * n
-            total_hits = total_hits + F.accuracy(y, t).data * n
+            loss, hits = loss_fn(y, t), F.accuracy(y, t)
+            # Summed on the device (under its scope: CuPy computes on its current device);
+            # read back once per evaluation, not once per batch.
+            with loss.backend:
+                total_loss = total_loss + loss.data * n
+                total_hits = total_hits + hits.data * n
             count += n
     return to_float(total_loss) / count, to_float(total_hits) / count
 
@@ -151,8 +154,10 @@ def fit_classifier(
                 loss.backward()
                 optimizer.update()
                 n = int(t.shape[0])
-                total_loss = total_loss + loss.data * n
-                total_hits = total_hits + F.accuracy(y, t).data * n
+                hits = F.accuracy(y, t)
+                with loss.backend:  # CuPy computes on its current device
+                    total_loss = total_loss + loss.data * n
+                    total_hits = total_hits + hits.data * n
                 count += n
                 bar.update(1)
             history.train_loss.append(to_float(total_loss) / count)

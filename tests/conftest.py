@@ -1,9 +1,12 @@
 """Shared fixtures: ``xb``, the backend under test, over every backend this machine offers.
 
 Backends: numpy, array-api-strict on its default device and on a second device, cupy (marked
-``gpu``; skipped with the reason when no usable GPU), torch (skipped without torch). Select a
-subset with ``DEZERO_XP_TEST_BACKENDS=cupy`` (comma-separated names), as ``nox -s tests-gpu``
-does. Inputs are made on the host with a seeded RNG and copied to the backend.
+``gpu``; skipped with the reason when no usable GPU), torch (skipped without torch), and
+torch:cuda (marked ``gpu``; listed by default only where torch sees a CUDA device). Select a
+subset with ``DEZERO_XP_TEST_BACKENDS=cupy,torch:cuda`` (comma-separated names), as
+``nox -s tests-gpu`` does: a GPU backend selected that way must be usable, or the run stops
+with the reason (exit code 4) instead of skipping every case. The summary says how many GPU
+cases ran. Inputs are made on the host with a seeded RNG and copied to the backend.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import pytest
 import dezero_xp as dz
 from dezero_xp import backend as backend_module
 
-ALL_BACKENDS = ("numpy", "strict", "strict:device1", "cupy", "torch")
+ALL_BACKENDS = ("numpy", "strict", "strict:device1", "cupy", "torch", "torch:cuda")
+GPU_BACKENDS = ("cupy", "torch:cuda")
+SELECT_ENV = "DEZERO_XP_TEST_BACKENDS"
 
 
 class BackendCase:
@@ -51,19 +56,68 @@ class BackendCase:
         return getattr(self.xp, name)
 
 
+def _explicit_backends() -> list[str]:
+    raw = os.environ.get(SELECT_ENV, "")
+    return [n.strip() for n in raw.split(",") if n.strip()]
+
+
+def _torch_cuda_status() -> tuple[bool, str]:
+    if importlib.util.find_spec("torch") is None:
+        return False, "torch is not installed (pip install torch)"
+    import torch  # noqa: PLC0415
+
+    if not torch.cuda.is_available():
+        return False, "torch.cuda.is_available() is False"
+    return True, ""
+
+
+def gpu_status(name: str) -> tuple[bool, str]:
+    """(usable, reason) of a GPU backend of the test matrix."""
+    if name == "cupy":
+        return backend_module._cuda_status()
+    return _torch_cuda_status()
+
+
 def _selected_backends():
-    raw = os.environ.get("DEZERO_XP_TEST_BACKENDS", "")
-    names = [n.strip() for n in raw.split(",") if n.strip()] or list(ALL_BACKENDS)
+    names = _explicit_backends()
+    if not names:
+        names = [n for n in ALL_BACKENDS if n != "torch:cuda" or _torch_cuda_status()[0]]
     unknown = [n for n in names if n not in ALL_BACKENDS]
     if unknown:
-        raise pytest.UsageError(f"DEZERO_XP_TEST_BACKENDS: unknown {unknown}; known {ALL_BACKENDS}")
+        raise pytest.UsageError(f"{SELECT_ENV}: unknown {unknown}; known {ALL_BACKENDS}")
     return names
+
+
+def pytest_configure(config):
+    """A GPU backend named in DEZERO_XP_TEST_BACKENDS must be usable: no silent all-skip."""
+    for name in _explicit_backends():
+        if name in GPU_BACKENDS:
+            usable, reason = gpu_status(name)
+            if not usable:
+                raise pytest.UsageError(
+                    f"{SELECT_ENV} selects {name!r}, which is not usable here: {reason}"
+                )
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many GPU cases (marked ``gpu``: the cupy and torch:cuda ones) ran, passed, skipped."""
+    counts = {
+        outcome: sum(
+            "gpu" in getattr(r, "keywords", ()) for r in terminalreporter.stats.get(outcome, [])
+        )
+        for outcome in ("passed", "failed", "error", "skipped")
+    }
+    ran = counts.get("passed", 0) + counts.get("failed", 0) + counts.get("error", 0)
+    terminalreporter.write_line(
+        f"GPU cases: {ran} ran ({counts.get('passed', 0)} passed, {counts.get('failed', 0)} "
+        f"failed, {counts.get('error', 0)} errors), {counts.get('skipped', 0)} skipped"
+    )
 
 
 def _backend_params():
     params = []
     for name in _selected_backends():
-        marks = [pytest.mark.gpu] if name == "cupy" else []
+        marks = [pytest.mark.gpu] if name in GPU_BACKENDS else []
         params.append(pytest.param(name, marks=marks, id=name))
     return params
 
@@ -83,6 +137,11 @@ def _make_backend(name: str):
         if importlib.util.find_spec("torch") is None:
             pytest.skip("torch backend skipped: torch is not installed (pip install torch)")
         return dz.get_backend("torch:cpu")
+    if name == "torch:cuda":
+        usable, reason = _torch_cuda_status()
+        if not usable:
+            pytest.skip(f"torch:cuda backend skipped: {reason}")
+        return dz.get_backend("torch:cuda:0")
     raise AssertionError(name)
 
 

@@ -10,12 +10,28 @@ what the CUDA path of dezero_xp must get right, and it records every breach in
   device is a ``wrong_device`` breach (real CuPy raises or needs peer access there);
 - a host array (``numpy.ndarray`` or list) turned into a device array is counted as a
   host-to-device copy (``h2d``);
-- ``float()``, ``int()``, ``bool()``, ``.item()``, ``.tolist()`` on a device array are hidden
-  device-to-host copies (``implicit_d2h``); ``.get()`` / ``asnumpy`` are the explicit ones.
+- ``float()``, ``int()``, ``bool()``, ``.item()``, ``.tolist()`` on a device array, and
+  boolean-mask indexing (``x[mask]``, ``x[mask] = v``: CuPy reads the mask's count back,
+  ``_prepare_mask_indexing_single``), are hidden device-to-host copies (``implicit_d2h``);
+  ``.get()`` / ``asnumpy`` are the explicit ones.
 
-The array namespace (:attr:`FakeCupy.xp`) mimics array-api-compat's CuPy namespace, including
-its known gap: creation functions ignore ``device=`` and allocate on the current device; only
-``asarray`` honours it.
+What it reproduces of real CuPy (13.0-14.2), because each hid a bug before:
+
+- ``numpy.asarray``/``numpy.array`` on a device array raise TypeError ("Implicit conversion to a
+  NumPy array is not allowed") when library code calls them (``install`` gives every dezero_xp
+  module that imports numpy a ``np`` that behaves so);
+- ``ndarray.scatter_add`` (behind ``cupyx.scatter_add``) warns DeprecationWarning;
+  ``cupy.add.at`` does not, and adds atomically only into int32, uint32, uint64 and
+  float16/32/64 arrays when the key holds integer arrays (TypeError otherwise);
+- out-of-range integer indices wrap (``take`` and the scatter kernels compute
+  ``index % size``) instead of raising;
+- ``*_like`` and the other creation functions allocate on the *current* device, whatever the
+  prototype's device or ``device=`` say.
+
+The array namespace (:attr:`FakeCupy.xp`) models array-api-compat's CuPy namespace: its names
+and signatures are those of array-api-compat (``concat``, ``astype``, ``permute_dims``, ...);
+its creation functions ignore ``device=`` (only ``asarray`` honours it), and its ``clip`` and
+``sign`` are compat's generic ones, with their boolean-mask reads and writes.
 
 ``install(monkeypatch, n_devices)`` makes the CuPy adapter (``dezero_xp._backends.cupy``) use it
 for ``"cuda:N"``.
@@ -23,10 +39,13 @@ for ``"cuda:N"``.
 
 from __future__ import annotations
 
+import sys
 import threading
 import types
+import warnings
 from dataclasses import dataclass, field
 
+import array_api_compat.numpy as compat_numpy
 import numpy as np
 
 _state = threading.local()
@@ -89,7 +108,7 @@ class Device:
         return f"<CUDA Device {self.id}>"
 
 
-# dezero_xp.backend recognises library device objects by their module, as CuPy's are.
+# dezero_xp recognises CuPy's arrays and device objects by their module, as CuPy's are.
 Device.__module__ = "cupy.cuda.device"
 
 
@@ -151,6 +170,21 @@ class FakeArray(np.ndarray):
         _check_devices(func.__name__, list(_flat_arrays(args + tuple(kwargs.values()))))
         return _to_device(super().__array_function__(func, types_, args, kwargs))
 
+    # Indexing: boolean masks synchronise; integer arrays wrap (CuPy's take/scatter kernels).
+    def __getitem__(self, key):
+        return np.ndarray.__getitem__(self, _device_key(self, key, "getitem"))
+
+    def __setitem__(self, key, value):
+        np.ndarray.__setitem__(self, _device_key(self, key, "setitem"), value)
+
+    def scatter_add(self, slices, value):
+        warnings.warn(
+            "`ndarray.scatter_add` is deprecated. Please use `cupy.add.at` instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        _add_at(self, slices, value, check_dtype=False)
+
     # The one explicit way back to the host.
     def get(self):
         RECORDER.explicit_d2h += 1
@@ -183,6 +217,79 @@ class FakeArray(np.ndarray):
     def tolist(self):
         self._sync(".tolist()")
         return self.view(np.ndarray).tolist()
+
+
+def _normalize_key(key):
+    return key if isinstance(key, tuple) else (key,)
+
+
+def _device_key(array, key, what):
+    """``key`` with CuPy's semantics: masks recorded as syncs, integer arrays wrapped."""
+    parts = _normalize_key(key)
+    if not any(isinstance(k, (np.ndarray, list)) for k in parts):
+        return key
+    out, axis = [], 0
+    for k in parts:
+        if k is None:
+            out.append(k)
+            continue
+        if k is Ellipsis:
+            axis = array.ndim - sum(1 for p in parts if p is not None and p is not Ellipsis)
+            axis += len(out) - sum(1 for p in out if p is None)
+            out.append(k)
+            continue
+        if isinstance(k, list):
+            k = np.asarray(k)
+        if isinstance(k, np.ndarray) and k.dtype == bool:
+            if k.ndim:
+                RECORDER.implicit_d2h.append(
+                    f"boolean-mask {what} of an array of shape {array.shape}"
+                )
+            out.append(k.view(np.ndarray))
+            axis += k.ndim
+            continue
+        if isinstance(k, np.ndarray) and k.dtype.kind in "iu" and axis < array.ndim:
+            k = k.view(np.ndarray) % array.shape[axis] if array.shape[axis] else k.view(np.ndarray)
+        out.append(k)
+        axis += 1
+    return tuple(out)
+
+
+# dtypes CuPy 13-14's atomic add accepts (cupy/_core/_routines_indexing.pyx, _scatter_op_single)
+ATOMIC_ADD_DTYPES = frozenset({"int32", "uint32", "uint64", "float16", "float32", "float64"})
+
+
+def _add_at(target, key, values, check_dtype=True):
+    parts = _normalize_key(key)
+    _check_devices("add.at", [target, *_flat_arrays(parts), *_flat_arrays([values])])
+    integer = any(isinstance(k, np.ndarray) and k.dtype.kind in "iu" for k in parts)
+    if integer and np.dtype(target.dtype).name not in ATOMIC_ADD_DTYPES:
+        raise TypeError(
+            "cupy.add.at only supports int32, float16, float32, float64, uint32, uint64, as "
+            "data type"
+        )
+    hosts = [k for k in parts if isinstance(k, np.ndarray) and not isinstance(k, FakeArray)]
+    if hosts:
+        RECORDER.wrong_device.append("add.at: a host (NumPy) index array in the key")
+    wrapped = _device_key(target, key, "scatter")
+    values = np.asarray(values.view(np.ndarray) if isinstance(values, FakeArray) else values)
+    np.add.at(target.view(np.ndarray), wrapped, values.astype(target.dtype))
+
+
+class _Add:
+    """``cupy.add``: the ufunc, and its ``at`` (the scatter-add kernel, no warning)."""
+
+    __name__ = "add"
+
+    def __call__(self, x1, x2, out=None):
+        return np.add(x1, x2, out=out)
+
+    @staticmethod
+    def at(a, indices, b=None):
+        _add_at(a, indices, b)
+
+
+FakeArray.__module__ = "cupy"
 
 
 class RandomState:
@@ -242,7 +349,15 @@ class FakeCupy(types.SimpleNamespace):
             runtime=types.SimpleNamespace(getDeviceCount=lambda: n_devices),
         )
         self.random = types.SimpleNamespace(RandomState=RandomState)
-        self.cupyx = types.SimpleNamespace(scatter_add=self._scatter_add)
+        self.cupyx = types.SimpleNamespace(
+            scatter_add=lambda a, slices, v: a.scatter_add(slices, v)
+        )
+        self.add = _Add()
+        self.take = _wrapping_take
+        for name in _BARE:  # bare CuPy's elementwise functions, results on the current device
+            setattr(self, name, _on_current_device(getattr(np, name)))
+        for name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"):
+            setattr(self, name, getattr(np, name))
         self.xp = _namespace()
         self.recorder = RECORDER
 
@@ -264,32 +379,74 @@ class FakeCupy(types.SimpleNamespace):
         return np.zeros(shape, dtype=dtype).view(FakeArray)
 
     @staticmethod
-    def add(x1, x2, out=None):
-        return np.add(x1, x2, out=out)
-
-    @staticmethod
     def pad(x, pad_width, mode="constant", constant_values=0):
-        return np.pad(x, pad_width, mode=mode, constant_values=constant_values)
-
-    @staticmethod
-    def _scatter_add(target, key, values):
-        key = key if isinstance(key, tuple) else (key,)
-        hosts = [k for k in key if isinstance(k, np.ndarray) and not isinstance(k, FakeArray)]
-        if hosts:
-            RECORDER.wrong_device.append("scatter_add: a host (NumPy) index array in the key")
-        np.add.at(target, key, values)
+        _check_devices("pad", [x])
+        padded = np.pad(x.view(np.ndarray), pad_width, mode=mode, constant_values=constant_values)
+        return _to_device(padded)
 
 
+_BARE = ("maximum", "minimum", "where", "sign", "isnan", "abs", "clip", "cumsum", "any")
 _CREATION = ("zeros", "ones", "empty", "full", "arange", "eye", "linspace")
+_LIKE = ("zeros_like", "ones_like", "empty_like", "full_like")
+
+
+def _host(value):
+    return value.view(np.ndarray) if isinstance(value, FakeArray) else value
+
+
+def _on_current_device(func):
+    """A NumPy function as CuPy runs it: inputs checked against, result on, the current device."""
+
+    def run(*args, **kwargs):
+        _check_devices(func.__name__, list(_flat_arrays(args + tuple(kwargs.values()))))
+        args = [_host(a) for a in args]
+        kwargs = {k: _host(v) for k, v in kwargs.items()}
+        return _to_device(func(*args, **kwargs))
+
+    run.__name__ = getattr(func, "__name__", "function")
+    return run
 
 
 def _ignoring_device(func):
-    # array-api-compat's CuPy creation functions accept device= and ignore it.
+    # array-api-compat's CuPy creation functions accept device= and ignore it
+    # (_check_device only validates NumPy's and Dask's): the current device it is.
     def create(*args, device=None, **kwargs):
-        return _to_device(func(*args, **kwargs))
+        return _on_current_device(func)(*args, **kwargs)
 
     create.__name__ = func.__name__
     return create
+
+
+def _wrapping_take(x, indices, /, *, axis=None):
+    """``take`` as CuPy's kernel does it: ``index % size`` (no IndexError out of range)."""
+    _check_devices("take", [x, indices])
+    size = x.size if axis is None else x.shape[axis]
+    indices = np.asarray(_host(indices))
+    if size:
+        indices = indices % size
+    return _to_device(np.take(_host(x), indices, axis=axis))
+
+
+def _compat_clip(x, /, min=None, max=None):  # noqa: A002
+    """array-api-compat's generic clip (common/_aliases.py): masked reads and writes per bound."""
+    out = x.copy()
+    if min is not None:
+        a = np.broadcast_to(np.asarray(_host(min), dtype=x.dtype), x.shape).view(FakeArray)
+        ia = (out < a) | np.isnan(a)
+        out[ia] = a[ia]
+    if max is not None:
+        b = np.broadcast_to(np.asarray(_host(max), dtype=x.dtype), x.shape).view(FakeArray)
+        ib = (out > b) | np.isnan(b)
+        out[ib] = b[ib]
+    return out
+
+
+def _compat_sign(x, /):
+    """array-api-compat's sign on CuPy: CuPy's sign, then a masked write for the NaNs."""
+    out = _to_device(np.sign(_host(x)))
+    if x.dtype.kind == "f":
+        out[np.isnan(_host(x)).view(FakeArray)] = np.nan
+    return out
 
 
 def _asarray(obj, /, *, dtype=None, device=None, copy=None):
@@ -299,13 +456,51 @@ def _asarray(obj, /, *, dtype=None, device=None, copy=None):
 
 
 def _namespace():
-    """array-api-compat's CuPy namespace, played by NumPy's (which carries the same names)."""
-    xp = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
-    for name in _CREATION:
+    """array-api-compat's CuPy namespace, played by array-api-compat's NumPy one (the same
+    wrappers over the same names), with CuPy's device rules and compat's CuPy-only gaps."""
+    names = {k: getattr(compat_numpy, k) for k in dir(compat_numpy) if not k.startswith("__")}
+    xp = types.SimpleNamespace()
+    for name, value in names.items():
+        if callable(value) and not isinstance(value, type) and not name[0].isupper():
+            value = _on_current_device(value)
+        setattr(xp, name, value)
+    for name in _CREATION + _LIKE:
         setattr(xp, name, _ignoring_device(getattr(np, name)))
     xp.asarray = _asarray
+    xp.take = _wrapping_take
+    xp.clip, xp.sign = _compat_clip, _compat_sign
     xp.__name__ = "fakecupy"
     return xp
+
+
+class _HostOnlyNumpy(types.ModuleType):
+    """``numpy`` as library code sees it next to real CuPy: ``asarray``/``array`` refuse device
+    arrays (cupy.ndarray.__array__ raises TypeError); everything else is NumPy's."""
+
+    def __init__(self):
+        super().__init__("numpy")
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def _refuse(obj):
+        if isinstance(obj, FakeArray):
+            raise TypeError(
+                "Implicit conversion to a NumPy array is not allowed. Please use `.get()` to "
+                "construct a NumPy array explicitly."
+            )
+
+    def asarray(self, obj, *args, **kwargs):
+        self._refuse(obj)
+        return np.asarray(obj, *args, **kwargs)
+
+    def array(self, obj, *args, **kwargs):
+        self._refuse(obj)
+        return np.array(obj, *args, **kwargs)
+
+
+HOST_ONLY_NUMPY = _HostOnlyNumpy()
 
 
 def install(monkeypatch, n_devices: int = 2) -> FakeCupy:
@@ -317,7 +512,10 @@ def install(monkeypatch, n_devices: int = 2) -> FakeCupy:
     fake = FakeCupy(n_devices)
     monkeypatch.setattr(adapter, "import_cupy", lambda: fake)
     monkeypatch.setattr(adapter, "import_cupyx", lambda: fake.cupyx)
-    monkeypatch.setattr(adapter, "namespace", lambda cupy: cupy.xp)
+    monkeypatch.setattr(adapter, "compat_namespace", lambda cupy: cupy.xp)
+    for name, module in list(sys.modules.items()):
+        if name.startswith("dezero_xp") and getattr(module, "np", None) is np:
+            monkeypatch.setattr(module, "np", HOST_ONLY_NUMPY)
     # Backends and resolvers made with the fake vanish with it.
     monkeypatch.setattr(base.REGISTRY, "backends", dict(base.REGISTRY.backends))
     monkeypatch.setattr(B, "_resolvers", dict(B._resolvers))

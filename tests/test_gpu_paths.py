@@ -567,10 +567,14 @@ def _noxfile():
     return noxfile
 
 
-def _run_gpu_session(monkeypatch, returncode, text):
+def _run_gpu_session(monkeypatch, returncode, text, selected=None):
     """Call noxfile's tests-gpu with a faked GPU probe; returns what the session did."""
     pytest.importorskip("nox")
     noxfile = _noxfile()
+    if selected is None:
+        monkeypatch.delenv("DEZERO_XP_TEST_BACKENDS", raising=False)
+    else:
+        monkeypatch.setenv("DEZERO_XP_TEST_BACKENDS", selected)
     probe = types.SimpleNamespace(returncode=returncode, stdout=text, stderr="")
     monkeypatch.setattr(noxfile, "subprocess", types.SimpleNamespace(run=lambda *a, **k: probe))
     done = []
@@ -602,10 +606,14 @@ def _run_gpu_session(monkeypatch, returncode, text):
 
 def test_the_gpu_session_runs_the_whole_suite_on_cupy_without_a_venv(monkeypatch):
     """``nox -s tests-gpu``: DEZERO_XP_TEST_BACKENDS=cupy, the interpreter's own packages."""
-    kind, args, env, external = _run_gpu_session(monkeypatch, 0, "CuPy 14, 1 CUDA device(s)")
+    probe = "CuPy 14, 1 CUDA device(s), kernel ok\ntorch:cuda not tested: no torch"
+    kind, args, env, external = _run_gpu_session(monkeypatch, 0, probe)
     assert kind == "run" and env == {"DEZERO_XP_TEST_BACKENDS": "cupy"} and external is True
     # The whole suite (no path, no marker selection), then the user's extra arguments.
     assert args[1:] == ("-m", "pytest", "-p", "no:cacheprovider", "-rs", "-k", "conv")
+    probe = "CuPy 14, 1 CUDA device(s), kernel ok\ntorch 2.13: torch:cuda ok"
+    kind, args, env, external = _run_gpu_session(monkeypatch, 0, probe)
+    assert env == {"DEZERO_XP_TEST_BACKENDS": "cupy,torch:cuda"}  # torch on CUDA too
 
 
 def test_the_gpu_session_skips_without_a_gpu_and_fails_without_dependencies(monkeypatch):
@@ -613,6 +621,60 @@ def test_the_gpu_session_skips_without_a_gpu_and_fails_without_dependencies(monk
     assert kind == "skip" and "no usable CUDA GPU" in message
     kind, message = _run_gpu_session(monkeypatch, 2, "cannot import dezero_xp here: No module")
     assert kind == "error" and "--find-links wheels/" in message
+
+
+def test_the_gpu_session_fails_when_a_gpu_backend_is_selected_but_unusable(monkeypatch):
+    reason = "CuPy imports but cannot run a kernel: CUDARuntimeError: no kernel image"
+    kind, message = _run_gpu_session(monkeypatch, 3, reason, selected="cupy")
+    assert kind == "error" and "no kernel image" in message and "cupy" in message
+    kind, _args, env, _ = _run_gpu_session(monkeypatch, 0, "CuPy 14 ok", selected="cupy")
+    assert env == {"DEZERO_XP_TEST_BACKENDS": "cupy"}  # the selection is kept as given
+
+
+_BROKEN_CUPY = """
+import numpy
+__version__ = "14.0-broken"
+class _Runtime:
+    @staticmethod
+    def getDeviceCount():
+        return 1
+class cuda:
+    runtime = _Runtime
+    @staticmethod
+    def is_available():
+        return True
+float32 = numpy.float32
+class _Array(numpy.ndarray):
+    def get(self):
+        return numpy.asarray(self)
+def arange(n, dtype=None):
+    return numpy.arange(n, dtype=dtype).view(_Array)
+def ElementwiseKernel(*args):  # compiles, but the kernel image cannot run on this device
+    def run(x):
+        raise RuntimeError("cudaErrorNoKernelImageForDevice")
+    return run
+"""
+
+
+def test_the_gpu_probe_runs_a_kernel_not_only_counts_devices(tmp_path):
+    """A CuPy that imports and counts a device but cannot run a kernel fails the probe."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "cupy").mkdir()
+    (tmp_path / "cupy" / "__init__.py").write_text(_BROKEN_CUPY)
+    root = Path(__file__).resolve().parent.parent
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", _noxfile()._GPU_PROBE, str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "cannot run a kernel" in result.stdout and "NoKernelImage" in result.stdout
 
 
 # --------------------------------------------------------------------------- bench_gpu.py

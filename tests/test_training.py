@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import GPU_BACKENDS, gpu_status
 
 import dezero_xp as dz
 import dezero_xp.functions as F
@@ -40,6 +41,7 @@ _DEVICE_SPECS = {
     "strict:device1": "strict:device1",
     "cupy": "cuda:0",
     "torch": "torch:cpu",
+    "torch:cuda": "torch:cuda:0",
 }
 _DEFAULT_TRAINING_BACKENDS = ["numpy", "strict", "cupy", "torch"]
 
@@ -52,7 +54,7 @@ def _selected_training_backends():
 
 @pytest.fixture(
     params=[
-        pytest.param(name, marks=[pytest.mark.gpu] if name == "cupy" else [])
+        pytest.param(name, marks=[pytest.mark.gpu] if name in GPU_BACKENDS else [])
         for name in _selected_training_backends()
     ]
 )
@@ -63,6 +65,8 @@ def training_device(request):
         pytest.skip(f"cupy backend skipped: {backend_module._cuda_status()[1]}")
     if name == "torch" and not HAS_TORCH:
         pytest.skip("torch backend skipped: torch is not installed (pip install torch)")
+    if name == "torch:cuda" and not gpu_status(name)[0]:
+        pytest.skip(f"torch:cuda backend skipped: {gpu_status(name)[1]}")
     return _DEVICE_SPECS[name]
 
 

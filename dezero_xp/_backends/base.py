@@ -17,12 +17,26 @@ May import: numpy (dtype names of NumPy objects only). It imports nothing from d
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 _NO_SCOPE = contextlib.nullcontext()  # reusable and reentrant
+
+
+class _Checks:
+    """Whether checks that read device values back (label and index ranges) run on GPUs too.
+
+    Off by default: each costs a device-to-host synchronisation per call. On host backends
+    these checks always run (they cost nothing there).
+    """
+
+    eager = os.environ.get("DEZERO_XP_EAGER_CHECKS", "").strip().lower() in ("1", "true", "yes")
+
+
+CHECKS = _Checks()
 
 
 class DeviceMismatchError(ValueError):
@@ -167,6 +181,12 @@ class Backend:
     def is_gpu(self) -> bool:
         """True when the arrays of this backend live in accelerator memory."""
         return self.device.type == "cuda"
+
+    @property
+    def checks_values(self) -> bool:
+        """Whether value checks (label ranges, index ranges) run here: always on host backends,
+        on GPUs only with eager checks on (``dezero_xp.set_eager_checks``)."""
+        return CHECKS.eager or self.device.type != "cuda"
 
     # ------------------------------------------------------------------ device scope
     def __enter__(self):

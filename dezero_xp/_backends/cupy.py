@@ -24,7 +24,9 @@ cupy, cupyx and array_api_compat.cupy lazily.
 
 from __future__ import annotations
 
+import functools
 import operator
+import types
 
 import numpy as np
 
@@ -40,6 +42,9 @@ from dezero_xp._backends.generic import GenericKernels, normalize_key
 
 # dtypes CuPy's RandomState draws directly; others are drawn in float32 and cast.
 _RNG_DTYPES = ("float32", "float64")
+# dtypes cupy.add.at adds atomically in CuPy 13.0-14.2 (_scatter_op_single in
+# cupy/_core/_routines_indexing.pyx); every other dtype raises TypeError there.
+_ATOMIC_ADD_DTYPES = frozenset({"int32", "uint32", "uint64", "float16", "float32", "float64"})
 
 
 class CupyKernels(GenericKernels):
@@ -105,16 +110,75 @@ class CupyKernels(GenericKernels):
     def scatter_add(self, target, key, values):
         key = normalize_key(key)
         with self.scope():
+            if len(key) == 1 and getattr(key[0], "dtype", None) == np.bool_:
+                return self._mask_add(target, key[0], values)
             if not _has_integer_arrays(key):
-                # Basic indexing or a mask: each element is selected at most once, so a plain
-                # in-place add is exact (and deterministic).
+                # Basic indexing: each element is selected at most once, so a plain in-place
+                # add is exact (and deterministic).
                 target[key] += values
                 return target
             key = tuple(self._device_index(k) for k in key)
-            # cupyx.scatter_add uses atomic adds: where indices repeat, the order of the
-            # additions (and so the last bits of a float sum) can change from run to run.
-            self._cupyx.scatter_add(target, key, values)
+            # cupy.add.at uses atomic adds: where indices repeat, the order of the additions
+            # (and so the last bits of a float sum) can change from run to run. Like every
+            # CuPy gather/scatter it wraps out-of-range indices instead of raising.
+            # (cupyx.scatter_add is the same kernel behind ndarray.scatter_add, deprecated
+            # with a DeprecationWarning in CuPy 13 and 14.)
+            self._add_at(target, key, values)
         return target
+
+    def check_index_range(self, index, size, where):
+        # CuPy's take/scatter kernels wrap (index % size); checking costs one device sync.
+        if not self.backend.checks_values:
+            return
+        with self.scope():
+            bad = self._cupy.any((index < -size) | (index >= size))
+            if bool(bad):  # the one synchronisation, asked for by eager checks
+                raise IndexError(
+                    f"{where}: an index is out of range for an axis of size {size} (valid: "
+                    f"-{size} .. {size - 1}); on a GPU this is checked because eager checks are "
+                    "on (without them CuPy wraps the index around)"
+                )
+
+    def _mask_add(self, target, mask, values):
+        """``target[mask] += values`` without reading the mask's count back to the host (CuPy's
+        masked get/set would): selected positions gather ``values`` by a running count."""
+        cupy = self._cupy
+        expand = mask.reshape(tuple(mask.shape) + (1,) * (target.ndim - mask.ndim))
+        values = cupy.asarray(values)
+        if values.ndim > target.ndim - mask.ndim:  # one row of values per selected position
+            if values.shape[0] == 0:
+                return target
+            position = cupy.maximum(cupy.cumsum(mask.reshape(-1)) - 1, 0)
+            values = cupy.take(values, position.reshape(mask.shape), axis=0)
+        target += cupy.where(expand, values, 0).astype(target.dtype, copy=False)
+        return target
+
+    def _add_at(self, target, key, values):
+        """``cupy.add.at`` for every dtype: its atomics take only some (CuPy 13-14: int32,
+        uint32, uint64, float16/32/64); the others go through one of them exactly."""
+        cupy = self._cupy
+        name = np.dtype(target.dtype).name
+        if name in _ATOMIC_ADD_DTYPES:
+            cupy.add.at(target, key, values)
+        elif name == "int64":  # two's complement: int64 sums are uint64 sums, bit for bit
+            unsigned = values.astype(cupy.int64).view(cupy.uint64)
+            cupy.add.at(target.view(cupy.uint64), key, unsigned)
+        elif name in ("int8", "int16", "uint8", "uint16"):  # summed in int32, wrapped back
+            wide = target.astype(cupy.int32)
+            cupy.add.at(wide, key, values.astype(cupy.int32))
+            target[...] = wide.astype(target.dtype)
+        elif name in ("complex64", "complex128"):  # real and imaginary parts apart
+            part = "float32" if name == "complex64" else "float64"
+            real, imag = target.real.astype(part), target.imag.astype(part)
+            values = values.astype(target.dtype)
+            cupy.add.at(real, key, values.real.astype(part))
+            cupy.add.at(imag, key, values.imag.astype(part))
+            target[...] = real + 1j * imag
+        else:
+            raise TypeError(
+                f"scatter_add: CuPy has no atomic add for {name} arrays (used by x[idx] "
+                "gradients and embed_id); cast to a numeric dtype first, e.g. int32 or float32"
+            )
 
     def _device_index(self, k):
         """An index array of the key on this device (host arrays copied over, explicitly)."""
@@ -177,17 +241,77 @@ def import_cupyx():
     return cupyx
 
 
-def namespace(cupy):
-    """array-api-compat's CuPy namespace.
+def compat_namespace(cupy):
+    """array-api-compat's CuPy namespace (tests hand in a fake's model of it).
 
     Bare ``cupy`` carries most standard names, but not all standard signatures (``reshape`` and
     ``asarray`` without ``copy=``, creation functions without ``device=``), and a GPU op costs
-    microseconds of launch anyway, so the thin compat wrapper is the safe choice here.
+    microseconds of launch anyway, so the thin compat wrapper is the base.
     """
     del cupy  # the compat namespace imports it itself
     import array_api_compat.cupy as compat_cupy  # noqa: PLC0415
 
     return compat_cupy
+
+
+_CREATION = ("zeros", "ones", "empty", "full", "arange", "eye", "linspace")
+_LIKE = ("zeros_like", "ones_like", "empty_like", "full_like")
+_namespaces: dict[int, tuple] = {}  # id(cupy module) -> (module, namespace)
+
+
+def namespace(cupy):
+    """The standard's CuPy namespace: array-api-compat's, mended where it breaks on a GPU.
+
+    - Creation functions honour ``device=`` (compat's accept it and allocate on the current
+      device, ``_check_device`` in array_api_compat/common/_helpers.py), and ``*_like`` ones
+      allocate on the prototype's device (CuPy's own use the current device).
+    - ``clip`` and ``sign`` are CuPy's elementwise kernels: compat's generic ``clip`` does a
+      boolean-mask get and set per bound and its ``sign`` a masked set for NaNs, each a
+      device-to-host synchronisation (array_api_compat/common/_aliases.py).
+    """
+    found = _namespaces.get(id(cupy))
+    if found is not None and found[0] is cupy:
+        return found[1]
+    base = compat_namespace(cupy)
+    xp = types.SimpleNamespace(**{k: getattr(base, k) for k in dir(base) if not k[:2] == "__"})
+    xp.__name__ = getattr(base, "__name__", "array_api_compat.cupy")
+    on = cupy.cuda.Device
+
+    def creation(func):
+        def create(*args, device=None, **kwargs):
+            if device is None:
+                return func(*args, **kwargs)
+            with on(getattr(device, "id", device)):
+                return func(*args, **kwargs)
+
+        return functools.wraps(func)(create)
+
+    def like(func):
+        def create(x, /, *args, device=None, **kwargs):
+            with on(getattr(device, "id", device) if device is not None else x.device.id):
+                return func(x, *args, **kwargs)
+
+        return functools.wraps(func)(create)
+
+    for name in _CREATION:
+        setattr(xp, name, creation(getattr(base, name)))
+    for name in _LIKE:
+        setattr(xp, name, like(getattr(base, name)))
+
+    def clip(x, /, min=None, max=None):  # noqa: A002 - the standard's names
+        out = x if min is None else cupy.maximum(x, min)
+        out = out if max is None else cupy.minimum(out, max)
+        return out.astype(x.dtype, copy=False) if out is not x else out.copy()
+
+    def sign(x, /):
+        if x.dtype.kind == "c":
+            return cupy.where(x == 0, x, x / cupy.abs(x))
+        out = cupy.sign(x)
+        return cupy.where(cupy.isnan(x), x, out) if x.dtype.kind == "f" else out
+
+    xp.clip, xp.sign = clip, sign
+    _namespaces[id(cupy)] = (cupy, xp)
+    return xp
 
 
 def _parse_index(text: str, spec) -> int:

@@ -101,6 +101,13 @@ class GenericKernels:
         """A random permutation of ``range(n)`` as an integer array on this device."""
         return self.from_host(self._rng.permutation(n))
 
+    def check_index_range(self, index, size: int, where: str) -> None:
+        """IndexError when an integer index array leaves ``[-size, size)`` (before a gather).
+
+        A no-op here: host libraries raise on their own. Tables of libraries whose kernels
+        wrap out-of-range indices (CuPy) check when ``backend.checks_values`` says so.
+        """
+
     # ------------------------------------------------------------------ scatter-add, pad
     def scatter_add(self, target, key, values):
         """``target[key] += values`` with repeated indices accumulated; returns the result.

@@ -11,6 +11,9 @@ array_api_compat.torch lazily (optional dependencies).
 
 from __future__ import annotations
 
+import functools
+import types
+
 import numpy as np
 
 from dezero_xp._backends.base import REGISTRY, Adapter, Backend, BackendUnavailable, Device
@@ -29,7 +32,13 @@ class TorchKernels(GenericKernels):
         self._generator.seed()
 
     def from_host(self, array):
-        return self._torch.tensor(np.asarray(array), device=self.device)
+        host = np.asarray(array)
+        if self.device.type != "cuda":
+            return self._torch.tensor(host, device=self.device)
+        # To a GPU through pinned memory, asynchronously: a pageable copy would block the host
+        # until the device has the data (DataLoader batches, every epoch).
+        pinned = self._torch.tensor(host).pin_memory()
+        return pinned.to(self.device, non_blocking=True)
 
     def to_host(self, array):
         return array.detach().cpu().numpy()
@@ -111,6 +120,38 @@ class TorchKernels(GenericKernels):
 # --------------------------------------------------------------------------- the adapter
 
 
+_namespace = []
+
+
+def namespace(torch):
+    """array-api-compat's torch namespace, with ``maximum``/``minimum`` against a Python number
+    done by ``clamp_min``/``clamp_max``: compat's turn the number into a new tensor on the
+    device first (``_scalar_to_tensor`` in array_api_compat/torch/_aliases.py), a host-to-device
+    copy per call on CUDA (ReLU, the losses, ClipGrad)."""
+    if _namespace:
+        return _namespace[0]
+    import array_api_compat.torch as base  # noqa: PLC0415
+
+    xp = types.SimpleNamespace(**{k: getattr(base, k) for k in dir(base) if k[:2] != "__"})
+    xp.__name__ = base.__name__
+    numbers = (int, float)
+
+    def against_number(clamp, fallback):
+        def f(x1, x2, /):
+            if type(x2) in numbers and isinstance(x1, torch.Tensor) and x1.is_floating_point():
+                return clamp(x1, x2)
+            if type(x1) in numbers and isinstance(x2, torch.Tensor) and x2.is_floating_point():
+                return clamp(x2, x1)
+            return fallback(x1, x2)
+
+        return functools.wraps(fallback)(f)
+
+    xp.maximum = against_number(torch.clamp_min, base.maximum)
+    xp.minimum = against_number(torch.clamp_max, base.minimum)
+    _namespace.append(xp)
+    return xp
+
+
 class TorchAdapter(Adapter):
     """``torch.Tensor`` on its device; CPU tensors report plain "cpu", so one backend for both."""
 
@@ -124,7 +165,6 @@ class TorchAdapter(Adapter):
         self._by_device: dict[tuple[str, int | None], Backend] = {}
 
     def backend(self, device=None) -> Backend:
-        import array_api_compat.torch as xp_torch  # noqa: PLC0415
         import torch  # noqa: PLC0415 - optional dependency
 
         native = torch.device(device if device is not None else "cpu")
@@ -141,7 +181,7 @@ class TorchAdapter(Adapter):
         return REGISTRY.make(
             "torch",
             ours,
-            lambda: Backend("torch", xp_torch, ours, native, TorchKernels, torch.Tensor),
+            lambda: Backend("torch", namespace(torch), ours, native, TorchKernels, torch.Tensor),
         )
 
     def from_words(self, word, rest, spec):

@@ -97,6 +97,13 @@ def mean_squared_error_simple(x0, x1):
 # --------------------------------------------------------------------------- softmax cross entropy
 
 
+def _raise_label_range(name, classes, x_shape):
+    raise IndexError(
+        f"{name}: labels must lie in [0, {classes}) for x of shape {tuple(x_shape)}; got labels "
+        "outside that range"
+    )
+
+
 def _check_class_labels(name, x, t):
     """(N, C) scores and N integer labels; returns the labels as a 1-D array."""
     xp = backend_of(x).xp
@@ -132,12 +139,10 @@ class SoftmaxCrossEntropy(Function):
         classes_row = xp.arange(classes, dtype=xp.int64, device=self.backend.native_device)
         onehot = xp.reshape(t, (n, 1)) == classes_row
         valid = xp.any(onehot, axis=1)
-        if not self.backend.is_gpu and not bool(xp.all(valid)):
-            # Checked eagerly on host-side backends; on GPUs (no sync wanted) the loss is nan.
-            raise IndexError(
-                f"softmax_cross_entropy: labels must lie in [0, {classes}) for x of shape "
-                f"{tuple(x.shape)}; got labels outside that range"
-            )
+        if self.backend.checks_values and not bool(xp.all(valid)):
+            # Always on host backends; on GPUs (no sync wanted) only with eager checks, else
+            # the loss is nan.
+            _raise_label_range("softmax_cross_entropy", classes, x.shape)
         picked = xp.sum(xp.where(onehot, log_p, 0.0), axis=1)
         picked = xp.where(valid, picked, float("nan"))
         self.onehot = onehot
@@ -164,7 +169,8 @@ def softmax_cross_entropy(x, t):
     """Mean over the batch of ``-log softmax(x)[i, t[i]]``; ``x`` is (N, C), ``t`` N int labels.
 
     Stable for any magnitude of ``x``. Labels outside ``[0, C)`` raise IndexError on host-side
-    backends; on a GPU (where checking would cost a device sync) they make the loss nan.
+    backends; on a GPU (where checking would cost a device sync) they make the loss nan, unless
+    eager checks are on (``dezero_xp.set_eager_checks()``), which raise there too.
     """
     return SoftmaxCrossEntropy()(x, t)
 
@@ -179,11 +185,15 @@ def softmax_cross_entropy_simple(x, t):
             f"softmax_cross_entropy_simple: x is on {x.backend} but t is on {backend_of(t_data)};"
             f" move t first, e.g. t.to('{x.backend}')"
         )
-    t_data = _check_class_labels("softmax_cross_entropy_simple", x.data, t_data)
-    xp = x.xp
-    n = x.shape[0]
+    backend, xp = x.backend, x.xp
+    n, classes = x.shape[0], x.shape[-1]
+    with backend:  # CuPy computes on its current device
+        t_data = _check_class_labels("softmax_cross_entropy_simple", x.data, t_data)
+        # The labels index a row each: on a GPU an out-of-range one would wrap around.
+        if backend.checks_values and not bool(xp.all((t_data >= 0) & (t_data < classes))):
+            _raise_label_range("softmax_cross_entropy_simple", classes, x.shape)
+        rows = xp.arange(n, dtype=xp.int64, device=backend.native_device)
     p = clip(softmax(x), 1e-15, 1.0)  # to avoid log(0)
-    rows = xp.arange(n, dtype=xp.int64, device=x.backend.native_device)
     tlog_p = get_item(log(p), (rows, t_data))
     return -1 * _sum(tlog_p) / n
 
@@ -219,7 +229,8 @@ def _labels_like(name, x, t):
                 f"{name}: x is {x.dtype} but t is {data.dtype}; cast one so the dtypes match"
             )
         if data.dtype != x.dtype:
-            data = xp.astype(data, x.dtype)
+            with x.backend:  # CuPy casts on its current device
+                data = xp.astype(data, x.dtype)
         t = wrap_array(data, x.backend)  # labels: a constant
     if tuple(t.shape) != tuple(x.shape):
         t = reshape(t, x.shape)
@@ -290,6 +301,11 @@ def accuracy(y, t):
         raise ValueError(
             f"accuracy: y must be scores of shape (batch, classes, ...), got {tuple(y_data.shape)}"
         )
+    with backend:  # CuPy computes on its current device
+        return Variable(_accuracy(xp, backend, y_data, t_data))
+
+
+def _accuracy(xp, backend, y_data, t_data):
     pred = xp.argmax(y_data, axis=1)
     if tuple(pred.shape) != tuple(t_data.shape):
         if math.prod(pred.shape) != math.prod(t_data.shape):
@@ -304,4 +320,4 @@ def accuracy(y, t):
     dtype = y_data.dtype if xp.isdtype(y_data.dtype, "real floating") else None
     if dtype is None:
         dtype = xp.asarray(0.0, device=backend.native_device).dtype
-    return Variable(xp.mean(xp.astype(hits, dtype)))
+    return xp.mean(xp.astype(hits, dtype))

@@ -278,6 +278,7 @@ class EmbedID(Function):
             raise ValueError(f"embed_id: W must be at least 1-D, got shape {tuple(W.shape)}")
         self.W_shape = tuple(W.shape)
         self.flat_ids = xp.reshape(ids, (-1,))
+        self.ops.check_index_range(self.flat_ids, W.shape[0], "embed_id")  # CuPy wraps
         rows = xp.take(W, self.flat_ids, axis=0)
         return xp.reshape(rows, tuple(ids.shape) + self.W_shape[1:])
 

@@ -220,11 +220,13 @@ def _prepare_key(key, backend, ndim: int) -> _Key:
     return _Key(tuple(prepared))
 
 
-def _apply_key(xp, x, key: _Key):
+def _apply_key(xp, x, key: _Key, ops=None):
     """``x[key]`` (through ``take`` for a one-array key, see :class:`_Key`)."""
     if key.take_axis is None:
         return x[key.key]
     axis, index = key.take_axis, key.index
+    if ops is not None:  # CuPy's take wraps out-of-range indices: checked when asked for
+        ops.check_index_range(index, x.shape[axis], "get_item")
     flat = xp.take(x, xp.reshape(index, (-1,)), axis=axis)
     if index.ndim == 1:
         return flat
@@ -239,7 +241,7 @@ class GetItem(Function):
     def forward(self, x):
         self.x_shape = tuple(x.shape)
         self.key = _prepare_key(self.key, self.backend, x.ndim)
-        return _apply_key(self.xp, x, self.key)
+        return _apply_key(self.xp, x, self.key, self.ops)
 
     def backward(self, gy):
         return GetItemGrad(self.key, self.x_shape)(gy)
