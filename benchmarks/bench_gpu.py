@@ -17,8 +17,9 @@ do full float32 matmuls. dezero_xp convolves through im2col + matmul, torch thro
 
 Usage: ``python benchmarks/bench_gpu.py [--smoke] [--device cuda:0] [--json PATH]``. Results go
 to PATH, else to ``$OUT/bench_gpu.json`` when ``OUT`` is set, else ``benchmarks/results/``.
-Without a usable GPU it says why and exits 0. ``--smoke`` runs few, short repeats: it checks the
-harness, its figures mean little.
+Without a usable GPU it says why and exits 0, unless run as a GPU check (``--require-gpu``, or
+``DEZERO_XP_REQUIRE_GPU=1``; ``gpu_check.sh`` passes it): then it exits 3. ``--smoke`` runs few,
+short repeats: it checks the harness, its figures mean little.
 """
 
 from __future__ import annotations
@@ -313,10 +314,19 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="few short repeats (harness check)")
     parser.add_argument("--device", default="cuda:0", help="CUDA device, e.g. cuda:1")
     parser.add_argument("--json", default=None, help="where to write the results")
+    parser.add_argument(
+        "--require-gpu",
+        action="store_true",
+        default=os.environ.get("DEZERO_XP_REQUIRE_GPU", "") not in ("", "0"),
+        help="a GPU check: no usable GPU is a failure (exit 3), not a skip",
+    )
     args = parser.parse_args(argv)
 
     cupy, torch, reason = _gpu_status(args.device)
     if cupy is None:
+        if args.require_gpu:
+            print(f"bench_gpu: FAILED, no usable CUDA GPU ({reason})", file=sys.stderr)
+            return 3
         print(f"bench_gpu: skipped, no usable CUDA GPU ({reason})")
         return 0
     backend = B.get_backend(args.device)

@@ -65,6 +65,16 @@ __all__ = [
     "transfer",
 ]
 
+# The public classes are defined with the adapters; users meet them here.
+for _public in (
+    Backend,
+    Device,
+    DeviceFallbackWarning,
+    DeviceMismatchError,
+    DeviceUnavailableError,
+):
+    _public.__module__ = __name__
+
 _SPEC_HELP = "accepted device specs: None, " + ", ".join(
     [*(adapter.spec_help for adapter in ADAPTERS if adapter.spec_help), '"auto"', "a Backend"]
 )
