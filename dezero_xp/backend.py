@@ -36,7 +36,9 @@ from dezero_xp._backends.base import (
     DeviceFallbackWarning,
     DeviceMismatchError,
     DeviceUnavailableError,
+    Movable,
     dtype_name,
+    scalar_as_array,
 )
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "uses_numpy_global_rng",
     "Movable",
     "is_array",
+    "scalar_as_array",
     "seed",
     "set_default_device",
     "set_eager_checks",
@@ -72,6 +75,7 @@ for _public in (
     DeviceFallbackWarning,
     DeviceMismatchError,
     DeviceUnavailableError,
+    Movable,
 ):
     _public.__module__ = __name__
 
@@ -314,25 +318,6 @@ def get_backend(spec=None) -> Backend:
 # --------------------------------------------------------------------------- transfers
 
 
-class Movable:
-    """DeZero's ``to_cpu()`` / ``to_gpu()`` for anything with a ``to(device)`` method
-    (Variable, Layer, DataLoader)."""
-
-    __slots__ = ()
-
-    def to_cpu(self):
-        """Move to the CPU (NumPy); DeZero's name. Returns self."""
-        return self.to("cpu")
-
-    def to_gpu(self, device=None):
-        """Move to a CUDA device (``cuda:0`` unless given: an int N or a spec); returns self."""
-        if device is None:
-            device = "cuda"
-        elif isinstance(device, int):
-            device = f"cuda:{device}"
-        return self.to(device)
-
-
 def to_host(array) -> np.ndarray:
     """Copy any supported array to a NumPy array (NumPy arrays are returned as they are)."""
     if type(array) is np.ndarray:
@@ -406,7 +391,6 @@ def host_rng(purpose: str):
 # --------------------------------------------------------------------------- core helpers
 
 _PYTHON_SCALARS = (bool, int, float, complex)
-_scalar_dtype_cache: dict = {}
 
 
 def is_scalar(value) -> bool:
@@ -430,31 +414,3 @@ def as_array_data(obj, where: str):
             f"Wrap it first, e.g. numpy.array({obj!r:.40})"
         )
     return obj, backend_of(obj)
-
-
-def scalar_as_array(value, backend: Backend, like_dtype):
-    """A Python/NumPy scalar as a 0-d array of ``backend`` in the dtype of ``like_dtype``.
-
-    This is the rule that keeps float32 float32: ``2.0 * x`` never promotes ``x``. A float meeting
-    an integer array takes the library's default float instead (as NumPy's NEP 50 does).
-    """
-    if isinstance(value, np.generic):
-        value = value.item()
-    key = (backend, like_dtype, type(value))
-    dtype = _scalar_dtype_cache.get(key, False)
-    if dtype is False:
-        dtype = _scalar_dtype(value, backend.xp, like_dtype)
-        _scalar_dtype_cache[key] = dtype
-    return backend.ops.asarray(value, dtype)
-
-
-def _scalar_dtype(value, xp, like_dtype):
-    if like_dtype is None:
-        return None
-    if xp.isdtype(like_dtype, "complex floating"):
-        return like_dtype
-    if xp.isdtype(like_dtype, "real floating"):
-        return None if isinstance(value, complex) else like_dtype
-    if xp.isdtype(like_dtype, "integral"):
-        return like_dtype if isinstance(value, (bool, int)) else None
-    return like_dtype if isinstance(value, bool) else None

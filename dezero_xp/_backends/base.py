@@ -11,7 +11,10 @@ recognise its arrays and device objects, and how to make its backends. An adapte
 provide a device raises :class:`BackendUnavailable` ("unavailable, because ..."); the policy in
 ``dezero_xp.backend`` decides whether to fall back or raise.
 
-May import: numpy (dtype names of NumPy objects only). It imports nothing from dezero_xp.
+Also here, for the core: :class:`Movable` (DeZero's ``to_cpu``/``to_gpu``) and
+:func:`scalar_as_array` (a Python number in an array's dtype).
+
+May import: numpy (NumPy scalars and dtype names only). It imports nothing from dezero_xp.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 _NO_SCOPE = contextlib.nullcontext()  # reusable and reentrant
 
@@ -262,6 +267,56 @@ class Backend:
     def to_host(self, array):
         """Copy an array of this backend to a NumPy array."""
         return self.ops.to_host(array)
+
+
+class Movable:
+    """DeZero's ``to_cpu()`` / ``to_gpu()`` for anything with a ``to(device)`` method
+    (Variable, Layer, DataLoader)."""
+
+    __slots__ = ()
+
+    def to_cpu(self):
+        """Move to the CPU (NumPy); DeZero's name. Returns self."""
+        return self.to("cpu")
+
+    def to_gpu(self, device=None):
+        """Move to a CUDA device (``cuda:0`` unless given: an int N or a spec); returns self."""
+        if device is None:
+            device = "cuda"
+        elif isinstance(device, int):
+            device = f"cuda:{device}"
+        return self.to(device)
+
+
+_scalar_dtype_cache: dict = {}
+
+
+def scalar_as_array(value, backend: Backend, like_dtype):
+    """A Python/NumPy scalar as a 0-d array of ``backend`` in the dtype of ``like_dtype``.
+
+    This is the rule that keeps float32 float32: ``2.0 * x`` never promotes ``x``. A float meeting
+    an integer array takes the library's default float instead (as NumPy's NEP 50 does).
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    key = (backend, like_dtype, type(value))
+    dtype = _scalar_dtype_cache.get(key, False)
+    if dtype is False:
+        dtype = _scalar_dtype(value, backend.xp, like_dtype)
+        _scalar_dtype_cache[key] = dtype
+    return backend.ops.asarray(value, dtype)
+
+
+def _scalar_dtype(value, xp, like_dtype):
+    if like_dtype is None:
+        return None
+    if xp.isdtype(like_dtype, "complex floating"):
+        return like_dtype
+    if xp.isdtype(like_dtype, "real floating"):
+        return None if isinstance(value, complex) else like_dtype
+    if xp.isdtype(like_dtype, "integral"):
+        return like_dtype if isinstance(value, (bool, int)) else None
+    return like_dtype if isinstance(value, bool) else None
 
 
 class Registry:

@@ -275,6 +275,9 @@ def namespace(cupy):
     base = compat_namespace(cupy)
     xp = types.SimpleNamespace(**{k: getattr(base, k) for k in dir(base) if not k[:2] == "__"})
     xp.__name__ = getattr(base, "__name__", "array_api_compat.cupy")
+    for name in ("__array_api_version__", "__array_namespace_info__"):
+        if hasattr(base, name):
+            setattr(xp, name, getattr(base, name))
     on = cupy.cuda.Device
 
     def creation(func):

@@ -134,6 +134,9 @@ def namespace(torch):
 
     xp = types.SimpleNamespace(**{k: getattr(base, k) for k in dir(base) if k[:2] != "__"})
     xp.__name__ = base.__name__
+    for name in ("__array_api_version__", "__array_namespace_info__"):
+        if hasattr(base, name):
+            setattr(xp, name, getattr(base, name))
     numbers = (int, float)
 
     def against_number(clamp, fallback):
