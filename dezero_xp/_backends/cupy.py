@@ -126,19 +126,6 @@ class CupyKernels(GenericKernels):
             self._add_at(target, key, values)
         return target
 
-    def check_index_range(self, index, size, where):
-        # CuPy's take/scatter kernels wrap (index % size); checking costs one device sync.
-        if not self.backend.checks_values:
-            return
-        with self.scope():
-            bad = self._cupy.any((index < -size) | (index >= size))
-            if bool(bad):  # the one synchronisation, asked for by eager checks
-                raise IndexError(
-                    f"{where}: an index is out of range for an axis of size {size} (valid: "
-                    f"-{size} .. {size - 1}); on a GPU this is checked because eager checks are "
-                    "on (without them CuPy wraps the index around)"
-                )
-
     def _mask_add(self, target, mask, values):
         """``target[mask] += values`` without reading the mask's count back to the host (CuPy's
         masked get/set would): selected positions gather ``values`` by a running count."""

@@ -104,9 +104,21 @@ class GenericKernels:
     def check_index_range(self, index, size: int, where: str) -> None:
         """IndexError when an integer index array leaves ``[-size, size)`` (before a gather).
 
-        A no-op here: host libraries raise on their own. Tables of libraries whose kernels
-        wrap out-of-range indices (CuPy) check when ``backend.checks_values`` says so.
+        Only on GPU backends with eager checks on (``backend.checks_values``): host libraries
+        raise on their own, and on a GPU the check costs a device synchronisation, so by
+        default CuPy wraps such an index around (its kernels compute ``index % size``) and
+        torch on CUDA stops with its device-side assertion.
         """
+        backend = self.backend
+        if not (backend.is_gpu and backend.checks_values):
+            return
+        with backend:
+            bad = self.xp.any((index < -size) | (index >= size))
+            if bool(bad):  # the one synchronisation, asked for by eager checks
+                raise IndexError(
+                    f"{where}: an index is out of range for an axis of size {size} (valid: "
+                    f"-{size} .. {size - 1}); checked on the GPU because eager checks are on"
+                )
 
     # ------------------------------------------------------------------ scatter-add, pad
     def scatter_add(self, target, key, values):
