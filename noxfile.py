@@ -106,8 +106,9 @@ GPU_TEST_NAMES = ("cupy", "torch:cuda")
 
 @nox.session(name="tests-gpu", venv_backend="none")
 def tests_gpu(session: nox.Session) -> None:
-    """The whole suite on the GPU backends (cupy, and torch:cuda where torch sees CUDA), on this
-    interpreter's packages.
+    """The whole suite on the GPU backends (cupy, torch:cuda), with this interpreter's packages.
+
+    torch:cuda runs where torch sees a CUDA device.
 
     Needs numpy, array-api-compat, pytest (and cupy-cuda12x/13x) installed for the interpreter
     running nox, or for the one named by DEZERO_XP_GPU_PYTHON. The probe compiles and runs a
