@@ -1,8 +1,9 @@
 """The checks tests/test_distributed.py runs under ``mpiexec -n 2`` (one launch for all of them).
 
 Run as ``mpiexec -n 2 python tests/distributed_checks.py OUT_DIR [CHECK ...]``. Every rank runs
-every named check (default: all), catches what fails, and writes ``OUT_DIR/rank<r>.json``
-mapping each check to "ok" or its traceback, so one launch reports many checks. ``abort`` is
+every named check (default: all) and writes ``OUT_DIR/rank<r>.json`` mapping each check to "ok"
+or its traceback, so one launch reports many checks; a failing check ends the job at once (the
+other rank could be waiting in one of its collectives), after writing what it has. ``abort`` is
 special: rank 1 raises, and the job must end (tested on its own launch).
 
 Reference results are computed in the same processes, by one-process code on the whole data.
@@ -431,6 +432,20 @@ def nccl_with_fake_cupy(comm):
         fake.recorder.reset()
         _equivalence(nccl_comm, backend, names=["MomentumSGD"])
         assert fake.recorder.wrong_device == [], fake.recorder.wrong_device
+        # synchronised batch norm on the GPU, its statistics through NCCL, no hidden syncs
+        fake.recorder.reset()
+        _sync_bn(nccl_comm, backend, (6, 3))
+        assert fake.recorder.implicit_d2h == [], fake.recorder.implicit_d2h
+        assert fake.recorder.wrong_device == [], fake.recorder.wrong_device
+        # CUDA-aware MPI: device buffers handed to MPI directly (after a synchronisation)
+        aware = MPICommunicator(cuda_aware_mpi=True)
+        before = fake.recorder.explicit_d2h
+        x = backend.from_host(rank_data(comm.rank, (3, 2), "float32"))
+        everyone = [rank_data(r, (3, 2), "float32") for r in range(comm.size)]
+        np.testing.assert_allclose(aware.allreduce(x).get(), np.sum(everyone, axis=0), rtol=1e-6)
+        np.testing.assert_array_equal(aware.allgather(x).get(), np.stack(everyone))
+        assert backend_of(aware.allgather(x)) is backend
+        assert fake.recorder.explicit_d2h == before + 2  # only the two .get() calls above
         staged = MPICommunicator(cuda_aware_mpi=False)
         before = fake.recorder.explicit_d2h
         got = staged.allreduce(backend.from_host(rank_data(comm.rank, (4,), "float64")))
@@ -460,14 +475,21 @@ def main(argv):
         abort(comm)
         return 0
     results = {}
+    out_file = out_dir / f"rank{comm.rank}.json"
     for name in names:
         try:
             checks[name](comm)
             results[name] = "ok"
         except Exception:
+            # The other rank may be inside a collective of this check and would wait forever:
+            # record, then end the job (the test reports this traceback and the missing rest).
             results[name] = traceback.format_exc()
+            out_file.write_text(json.dumps(results))
+            sys.stderr.write(f"[rank {comm.rank}] check {name} failed:\n{results[name]}")
+            sys.stderr.flush()
+            comm.abort(1)
         comm.barrier()
-    (out_dir / f"rank{comm.rank}.json").write_text(json.dumps(results))
+    out_file.write_text(json.dumps(results))
     return 0
 
 

@@ -97,9 +97,11 @@ def sync_batch_norm(x, gamma, beta, mean, var, comm, decay=0.9, eps=2e-5):
 
 def _update_running(mean, var, batch_mean, batch_var, m, decay):
     """In place, as ``batch_norm`` does: the layer's running statistics see the update."""
-    xp = backend_of(mean).xp
+    backend = backend_of(mean)
+    xp = backend.xp
     adjust = m / max(m - 1.0, 1.0)  # unbiased variance estimate for the running average
-    mean *= decay
-    mean += (1 - decay) * xp.astype(batch_mean, mean.dtype)
-    var *= decay
-    var += (1 - decay) * adjust * xp.astype(batch_var, var.dtype)
+    with backend:  # outside any op here: CuPy needs the arrays' device made current
+        mean *= decay
+        mean += (1 - decay) * xp.astype(batch_mean, mean.dtype)
+        var *= decay
+        var += (1 - decay) * adjust * xp.astype(batch_var, var.dtype)
