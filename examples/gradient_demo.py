@@ -14,7 +14,6 @@ Every result is checked against its known value; the script exits with an error 
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -25,6 +24,8 @@ import numpy as np
 REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
+
+from _common import ExampleParser  # noqa: E402
 
 import dezero_xp as dz  # noqa: E402
 import dezero_xp.functions as F  # noqa: E402
@@ -119,13 +120,18 @@ def fit_line(device, iterations: int, seed: int) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", help='"cpu", "cuda", "auto", "strict", ...')
+    parser = ExampleParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help='"cpu", "cuda" (the CPU, with one warning, without a usable GPU), "auto", '
+        '"strict" (needs array-api-strict), "torch:cpu" (needs torch), ...',
+    )
     parser.add_argument("--smoke", action="store_true", help="a short line fit (for CI)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the line fit's data")
     args = parser.parse_args(argv)
 
-    device = dz.get_backend(args.device)  # "cuda" without a GPU: the CPU, with one warning
+    device = args.backend
     print(f"dezero_xp {dz.__version__} on {device}\n")
     test_function_gradients(device)
     newton_minimize(device, iterations=7)
