@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections import Counter
 
 import numpy as np
 import pytest
+
+# The summary of skips (one line per reason) lives in a module of its own, so a test can load it
+# into a pytest run of its own.
+from skip_summary import summarise_skips
 
 import dezero_xp as dz
 from dezero_xp import backend as backend_module
@@ -173,25 +176,3 @@ def _fresh_device_state():
     dz.seed(0)
     yield
     backend_module._reset_device_state()
-
-
-def _skip_reason(report) -> str:
-    """The reason a skipped test report gives (its message, without pytest's prefix)."""
-    longrepr = report.longrepr
-    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-    return reason.removeprefix("Skipped: ")
-
-
-def summarise_skips(terminalreporter):
-    """One line per distinct skip reason, with how many tests it skipped."""
-    reasons = Counter(
-        _skip_reason(report)
-        for report in terminalreporter.stats.get("skipped", [])
-        if report.skipped  # not xfail (their reports carry a wasxfail instead)
-        and not hasattr(report, "wasxfail")
-    )
-    if not reasons:
-        return
-    terminalreporter.section("skipped, by reason", sep="-")
-    for reason, count in reasons.most_common():
-        terminalreporter.line(f"{count:5d}  {reason}")
