@@ -14,6 +14,7 @@ Every result is checked against its known value; the script exits with an error 
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 from pathlib import Path
@@ -24,8 +25,6 @@ import numpy as np
 REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
-
-from _common import ExampleParser  # noqa: E402
 
 import dezero_xp as dz  # noqa: E402
 import dezero_xp.functions as F  # noqa: E402
@@ -120,18 +119,29 @@ def fit_line(device, iterations: int, seed: int) -> None:
 
 
 def main(argv=None) -> None:
-    parser = ExampleParser(description=__doc__.splitlines()[0])
+    # Standalone on purpose (benchmarks/gpu_check.sh runs it where only dezero_xp, numpy and
+    # cupy are installed): argparse's defaults in --help, except the flag's False.
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument(
         "--device",
         default="cpu",
         help='"cpu", "cuda" (the CPU, with one warning, without a usable GPU), "auto", '
         '"strict" (needs array-api-strict), "torch:cpu" (needs torch), ...',
     )
-    parser.add_argument("--smoke", action="store_true", help="a short line fit (for CI)")
+    parser.add_argument(
+        "--smoke", action="store_true", default=argparse.SUPPRESS, help="a short line fit (for CI)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the line fit's data")
     args = parser.parse_args(argv)
+    args.smoke = getattr(args, "smoke", False)
 
-    device = args.backend
+    try:
+        device = dz.get_backend(args.device)  # "cuda" without a GPU: the CPU, with one warning
+    except (ImportError, ValueError, TypeError, dz.DeviceUnavailableError) as exc:
+        parser.error(f"--device {args.device}: {exc}")  # the install command, not a traceback
     print(f"dezero_xp {dz.__version__} on {device}\n")
     test_function_gradients(device)
     newton_minimize(device, iterations=7)
