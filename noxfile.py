@@ -7,7 +7,10 @@
 - ``tests-torch``: the suite on torch tensors; skips with a message when torch cannot be installed.
 - ``tests-floor``: the suite with the oldest array-api-compat allowed (``ARRAY_API_COMPAT_FLOOR``).
 - ``benchmark``: pytest-benchmark over benchmarks/, JSON saved under benchmarks/results/.
-- ``lint``: ruff check and ruff format --check.
+- ``tests-python-3.10`` .. ``tests-python-3.13``: the suite on each claimed Python version that
+  is installed (missing ones are skipped).
+- ``sdist``: build the sdist, install it in a fresh venv and run its own suite from it (CI).
+- ``lint``: ruff check and ruff format --check (ruff pinned).
 - ``examples``: every script in examples/ with ``--smoke``.
 - ``docs``: the documentation site (Sphinx, warnings are errors) into docs/_build/html; its code
   blocks run in ``tests`` (tests/test_docs.py).
@@ -20,8 +23,10 @@ Extra arguments after ``--`` go to pytest (or to the examples): ``nox -s tests -
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -36,6 +41,9 @@ LINT_PATHS = ["dezero_xp", "tests", "benchmarks", "examples", "noxfile.py"]
 # DEZERO_XP_TORCH_SPEC="torch==2.13.0" or "torch --index-url <a CPU-only wheel index>".
 TORCH_SPEC_ENV = "DEZERO_XP_TORCH_SPEC"
 DEFAULT_TORCH_SPEC = "torch==2.13.0"
+
+# One ruff for everyone: a newer ruff can change what `format --check` accepts.
+RUFF_SPEC = "ruff==0.17.6"
 
 # Interpreter for `tests-gpu` (it runs without a venv); defaults to the one running nox.
 GPU_PYTHON_ENV = "DEZERO_XP_GPU_PYTHON"
@@ -102,6 +110,20 @@ except Exception as exc:
 """
 
 GPU_TEST_NAMES = ("cupy", "torch:cuda")
+
+
+# The versions pyproject.toml claims (requires-python and the classifiers). Each one that is not
+# installed here is skipped with a message; with pyenv, make them all visible first, e.g.
+# `pyenv shell 3.10.13 3.11.7 3.12.1 3.13.0` (any patch releases).
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+nox.options.error_on_missing_interpreters = False  # also under CI=true, where nox defaults to True
+
+
+@nox.session(name="tests-python", python=PYTHONS)
+def tests_python(session: nox.Session) -> None:
+    """The suite on each claimed Python version that is installed (``tests-python-3.10`` ...)."""
+    session.install("-e", ".[test]")
+    session.run("python", *_pytest_args(session, "-p", "no:cacheprovider"))
 
 
 @nox.session(name="tests-gpu", venv_backend="none")
@@ -184,6 +206,34 @@ def tests_torch(session: nox.Session) -> None:
 
 
 @nox.session
+def sdist(session: nox.Session) -> None:
+    """Build the sdist, install it into this session's fresh venv, run its own suite from it.
+
+    The suite runs in the unpacked archive with its ``dezero_xp/`` folder removed, so the tests
+    (and the examples they run) import the installed package: what a user of the sdist gets.
+    Arguments after ``--`` go to pytest.
+    """
+    session.install("build")
+    work = Path(session.create_tmp()).resolve()
+    for stale in ("dist", "unpacked"):
+        shutil.rmtree(work / stale, ignore_errors=True)
+    session.run("python", "-m", "build", "--sdist", "--outdir", str(work / "dist"), str(ROOT))
+    (archive,) = (work / "dist").glob("dezero_xp-*.tar.gz")
+    with tarfile.open(archive) as tar:
+        tar.extractall(work / "unpacked", filter="data")
+    (source,) = (work / "unpacked").iterdir()
+    session.install(f"{archive}[test,examples]", "nox")
+    try:  # as in `tests`: the mpiexec tests skip, and say so, without mpi4py and MPICH
+        session.install(f"{archive}[mpi]")
+    except nox.command.CommandFailed:
+        session.warn("could not install [mpi] (mpi4py, mpich): the mpiexec tests will skip")
+    shutil.rmtree(source / "dezero_xp")
+    session.chdir(source)
+    session.run("python", "-c", "import dezero_xp, sys; print('testing', dezero_xp.__file__)")
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
 def benchmark(session: nox.Session) -> None:
     """pytest-benchmark over benchmarks/; saves the JSON in benchmarks/results/."""
     session.install("-e", ".[test]")
@@ -206,8 +256,8 @@ def benchmark(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check."""
-    session.install("ruff")
+    """ruff check and ruff format --check, with the pinned ruff (RUFF_SPEC)."""
+    session.install(RUFF_SPEC)
     session.run("ruff", "check", *LINT_PATHS)
     session.run("ruff", "format", "--check", *LINT_PATHS)
 
@@ -233,16 +283,46 @@ def example_scripts() -> list[Path]:
     return sorted(p for p in EXAMPLES_DIR.glob("*.py") if not p.name.startswith("_"))
 
 
+# What an example needs beyond its packages: script -> a probe that prints why it cannot run
+# here (nothing when it can). Those examples exit non-zero without it; the session skips them.
+_FASHION_PROBE = """
+from dezero_xp.datasets import DatasetNotFoundError, FashionMNIST
+for train in (True, False):
+    try:
+        FashionMNIST(train=train, transform=None)
+    except DatasetNotFoundError as exc:
+        print(str(exc).split(". Put the files", 1)[0])
+        break
+"""
+EXAMPLE_NEEDS = {
+    "fashion_mnist_cnn.py": _FASHION_PROBE,
+    "fashion_mnist_mlp.py": _FASHION_PROBE,
+}
+
+
 @nox.session
 def examples(session: nox.Session) -> None:
-    """Smoke-run every example with --smoke (tiny settings)."""
+    """Smoke-run every example with --smoke (tiny settings; files go to examples/output/smoke).
+
+    An example whose data are not on this machine is skipped, and said so, with the reason.
+    """
     session.install("-e", ".[examples]")
     scripts = example_scripts()
     if not scripts:
         session.error("no examples found in examples/")
+    skipped = []
     for script in scripts:
+        probe = EXAMPLE_NEEDS.get(script.name)
+        reason = probe and session.run("python", "-c", probe, silent=True).strip()
+        if reason:
+            skipped.append(f"{script.name}: {reason}")
+            session.warn(f"SKIPPED {script.name}: {reason}")
+            continue
         args = [*EXAMPLE_ARGS.get(script.name, []), *session.posargs]
         session.run("python", str(script.relative_to(ROOT)), "--smoke", *args)
+    session.log(f"{len(scripts) - len(skipped)} examples ran, {len(skipped)} skipped")
+    for line in skipped:
+        session.log(f"skipped {line}")
 
 
 # `compare`: each peer lives in its own venv beside the session's (DeZero 0.0.13 needs

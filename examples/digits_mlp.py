@@ -78,16 +78,21 @@ def train(
 
 def main(argv=None) -> int:
     parser = example_parser(__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=30, help="passes over the training set")
+    parser.add_argument("--batch-size", type=int, default=32, help="examples per mini-batch")
     parser.add_argument("--hidden", type=int, nargs="+", default=[128], help="hidden sizes")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's step size")
-    parser.add_argument("--min-accuracy", type=float, default=0.95)
+    parser.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=0.95,
+        help="exit with status 1 below this test accuracy",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs = 2
 
-    backend = dz.get_backend(args.device)
+    backend = args.backend
     print(f"dezero_xp {dz.__version__}: Digits MLP {[64, *args.hidden, NUM_CLASSES]} on {backend}")
     model, history, test_loader = train(
         backend,

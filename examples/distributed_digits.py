@@ -74,13 +74,25 @@ def train(comm, args):
 
 def main(argv=None) -> int:
     parser = example_parser(__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=30, help="passes over the training set")
     parser.add_argument("--batch-size", type=int, default=64, help="global batch (all ranks)")
     parser.add_argument("--hidden", type=int, nargs="+", default=[128], help="hidden sizes")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's step size")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--transport", default="auto", choices=list(dist.TRANSPORTS))
-    parser.add_argument("--min-accuracy", type=float, default=0.95)
+    parser.add_argument(
+        "--dtype", default="float32", choices=["float32", "float64"], help="the model's dtype"
+    )
+    parser.add_argument(
+        "--transport",
+        default="auto",
+        choices=list(dist.TRANSPORTS),
+        help="how the ranks exchange gradients",
+    )
+    parser.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=0.95,
+        help="exit with status 1 below this test accuracy",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs = 2

@@ -8,8 +8,8 @@ on a 2-core CPU. ``--train-size N`` trains on the first N training images only, 
 single BLAS thread (``OPENBLAS_NUM_THREADS=1``) can be several times faster.
 
 The data are read from a local folder (see ``--data-dir``); nothing is downloaded. Without the
-files the script says which files and where to put them and exits with status 3 (status 0
-under ``--smoke``, which then skips).
+files the script says which files and where to put them and exits with status 3, under
+``--smoke`` too (``nox -s examples`` then reports it as skipped).
 
 Writes ``fashion_mnist_cnn_history.png`` (loss and accuracy per epoch) to the output folder.
 
@@ -74,14 +74,14 @@ def train(train_set, test_set, device="cpu", epochs=2, batch_size=64, lr=1e-3, s
 def main(argv=None) -> int:
     parser = example_parser(__doc__.splitlines()[0])
     add_data_options(parser)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=2, help="passes over the training set")
+    parser.add_argument("--batch-size", type=int, default=64, help="examples per mini-batch")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's step size")
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs = 1
 
-    backend = dz.get_backend(args.device)
+    backend = args.backend
     train_set, test_set = load_or_exit(args, flatten=False)
     print(
         f"dezero_xp {dz.__version__}: Fashion-MNIST CNN on {backend}, "

@@ -2,8 +2,9 @@
 
 An MLP (784 -> 256 -> 10, ReLU) trained with Adam on mini-batches of 100. The data are read
 from a local folder (see ``--data-dir``); nothing is downloaded. Without the files the script
-says which files and where to put them and exits with status 3 (status 0 under ``--smoke``,
-which then skips). ``--train-size N`` trains on the first N training images only.
+says which files and where to put them and exits with status 3, under ``--smoke`` too
+(``nox -s examples`` then reports it as skipped). ``--train-size N`` trains on the first N
+training images only.
 
 Writes ``fashion_mnist_mlp_history.png`` (loss and accuracy per epoch) to the output folder.
 
@@ -49,15 +50,15 @@ def train(train_set, test_set, device="cpu", hidden_sizes=(256,), epochs=5, batc
 def main(argv=None) -> int:
     parser = example_parser(__doc__.splitlines()[0])
     add_data_options(parser)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=5, help="passes over the training set")
+    parser.add_argument("--batch-size", type=int, default=100, help="examples per mini-batch")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256], help="hidden sizes")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's step size")
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs = 1
 
-    backend = dz.get_backend(args.device)
+    backend = args.backend
     train_set, test_set = load_or_exit(args, flatten=True)
     print(
         f"dezero_xp {dz.__version__}: Fashion-MNIST MLP {[784, *args.hidden, 10]} on {backend}, "

@@ -119,13 +119,29 @@ def fit_line(device, iterations: int, seed: int) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", help='"cpu", "cuda", "auto", "strict", ...')
-    parser.add_argument("--smoke", action="store_true", help="a short line fit (for CI)")
-    parser.add_argument("--seed", type=int, default=0)
+    # Standalone on purpose (benchmarks/gpu_check.sh runs it where only dezero_xp, numpy and
+    # cupy are installed): argparse's defaults in --help, except the flag's False.
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help='"cpu", "cuda" (the CPU, with one warning, without a usable GPU), "auto", '
+        '"strict" (needs array-api-strict), "torch:cpu" (needs torch), ...',
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", default=argparse.SUPPRESS, help="a short line fit (for CI)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the line fit's data")
     args = parser.parse_args(argv)
+    args.smoke = getattr(args, "smoke", False)
 
-    device = dz.get_backend(args.device)  # "cuda" without a GPU: the CPU, with one warning
+    try:
+        device = dz.get_backend(args.device)  # "cuda" without a GPU: the CPU, with one warning
+    except (ImportError, ValueError, TypeError, dz.DeviceUnavailableError) as exc:
+        parser.error(f"--device {args.device}: {exc}")  # the install command, not a traceback
     print(f"dezero_xp {dz.__version__} on {device}\n")
     test_function_gradients(device)
     newton_minimize(device, iterations=7)

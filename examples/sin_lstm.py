@@ -27,7 +27,15 @@ REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from _common import example_parser, progress_bar, pyplot, save_figure, to_float  # noqa: E402
+from _common import (  # noqa: E402 - examples/ is on sys.path when a script runs
+    EpochLog,
+    epoch_label,
+    example_parser,
+    progress_bar,
+    pyplot,
+    save_figure,
+    to_float,
+)
 
 import dezero_xp as dz  # noqa: E402
 import dezero_xp.functions as F  # noqa: E402
@@ -65,8 +73,10 @@ def train(device="cpu", hidden_size=100, epochs=100, batch_size=30, bptt_length=
     steps = len(loader)  # time steps per epoch
     losses = []
     start = time.perf_counter()
+    log = EpochLog("sin lstm", epochs, every=max(1, epochs // 10))
     with progress_bar(epochs * steps, "sin lstm", progress) as bar:
         for epoch in range(epochs):
+            bar.set_description(epoch_label("sin lstm", epoch, epochs))
             model.reset_state()
             loss, total, count = 0, 0.0, 0
             for x, t in loader:
@@ -83,8 +93,8 @@ def train(device="cpu", hidden_size=100, epochs=100, batch_size=30, bptt_length=
                     loss = 0
                 bar.update(1)
             losses.append(total / count)
-            bar.set_description(f"sin lstm epoch {epoch + 1}/{epochs}")
             bar.set_postfix(loss=f"{losses[-1]:.5f}")
+            log(epoch, {"loss": f"{losses[-1]:.6f}"})
     return model, losses, time.perf_counter() - start
 
 
@@ -112,22 +122,27 @@ def plot(losses, xs, predictions, path: Path) -> Path:
     ax_pred.plot(steps, predictions[:-1], "--", label="LSTM prediction")
     ax_pred.set(xlabel="step", ylabel="y", title="one-step predictions on an unseen cosine")
     ax_pred.grid(alpha=0.3)
-    ax_pred.legend(loc="lower center", ncol=2, fontsize="small")
+    # Room above the curves (they stay within about [-1, 1]) for a legend that covers none of it.
+    low, high = ax_pred.get_ylim()
+    ax_pred.set_ylim(low, high + 0.45 * (high - low))
+    ax_pred.legend(loc="upper center", ncol=2, fontsize="small")
     fig.tight_layout()
     return save_figure(fig, path)
 
 
 def main(argv=None) -> int:
     parser = example_parser(__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=100, help="passes over the training set")
     parser.add_argument("--hidden", type=int, default=100, help="LSTM hidden size")
-    parser.add_argument("--batch-size", type=int, default=30)
+    parser.add_argument(
+        "--batch-size", type=int, default=30, help="parallel stretches of the sequence"
+    )
     parser.add_argument("--bptt-length", type=int, default=30, help="steps between graph cuts")
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs = 2
 
-    backend = dz.get_backend(args.device)
+    backend = args.backend
     print(f"dezero_xp {dz.__version__}: SinCurve LSTM (hidden {args.hidden}) on {backend}")
     model, losses, seconds = train(
         backend,

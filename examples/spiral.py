@@ -59,7 +59,14 @@ def train(
     model = MLP((hidden_size, NUM_CLASSES)).to(backend)  # sigmoid between layers, as DeZero's
     optimizer = SGD(lr=lr).setup(model)
     history = fit_classifier(
-        model, optimizer, train_loader, test_loader, epochs, progress=progress, desc="spiral"
+        model,
+        optimizer,
+        train_loader,
+        test_loader,
+        epochs,
+        progress=progress,
+        desc="spiral",
+        log_every=max(1, epochs // 10),
     )
     return model, history
 
@@ -96,15 +103,15 @@ def plot(model, backend, history, path: Path) -> Path:
 
 def main(argv=None) -> int:
     parser = example_parser(__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=300, help="passes over the training set")
+    parser.add_argument("--batch-size", type=int, default=30, help="examples per mini-batch")
     parser.add_argument("--hidden", type=int, default=10, help="hidden layer size")
     parser.add_argument("--lr", type=float, default=1.0, help="SGD learning rate")
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs = 5
 
-    backend = dz.get_backend(args.device)
+    backend = args.backend
     print(f"dezero_xp {dz.__version__}: spiral, MLP (2-{args.hidden}-3) on {backend}")
     model, history = train(
         backend,

@@ -5,9 +5,12 @@ Each derivative is computed by backpropagating through the graph of the previous
 the value of the derivative at x = 1 against the exact one (the n-th derivative of tanh is a
 polynomial in tanh), prints the size of the graph and draws it with ``plot_dot_graph``.
 
-Writes ``tanh_<n>.dot`` to the output folder always, and renders ``tanh_<n>.png`` (or
-``--format svg``/``pdf``) when Graphviz's ``dot`` program is installed. Without ``dot`` it says
-so, with how to install it, and exits with status 4 (status 0 under ``--smoke``).
+Writes ``tanh_<n>.dot`` to the output folder always, and renders it when Graphviz's ``dot``
+program is installed: ``tanh_<n>.svg`` at full size and ``tanh_<n>.png`` scaled down to at most
+``--max-png-inches`` inches at 96 dpi (the 6th derivative's graph is about 100 inches across:
+9540 x 9851 pixels and 7.5 MB uncapped); ``--format svg``/``pdf`` renders only that file.
+Without ``dot`` it says so, with how to install it, and exits with status 4 (status 0 under
+``--smoke``).
 
     python examples/tanh_graph.py                # the 6th derivative, as the book's figure
     python examples/tanh_graph.py --order 2
@@ -16,6 +19,8 @@ so, with how to install it, and exits with status 4 (status 0 under ``--smoke``)
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,17 +71,44 @@ def graph_size(dot_text: str) -> tuple[int, int]:
     return functions, variables
 
 
+PNG_DPI = 96
+
+
+def render_capped_png(dot_file: Path, png: Path, max_inches: float) -> Path:
+    """Render ``dot_file`` to ``png``, scaled down (never up) to fit ``max_inches`` square."""
+    dot = shutil.which("dot")
+    if dot is None:
+        raise GraphvizNotFoundError(f"Graphviz's `dot` program was not found to render {png}")
+    size = f"{max_inches:g},{max_inches:g}"
+    command = [dot, str(dot_file), "-T", "png", f"-Gsize={size}", f"-Gdpi={PNG_DPI}", "-o"]
+    result = subprocess.run([*command, str(png)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"`dot -T png` failed ({result.returncode}): {result.stderr.strip()}")
+    return png
+
+
 def main(argv=None) -> int:
     parser = example_parser(__doc__.splitlines()[0])
     parser.add_argument("--order", type=int, default=6, help="which derivative to draw (>= 1)")
-    parser.add_argument("--format", default="png", choices=("png", "svg", "pdf"))
+    parser.add_argument(
+        "--format",
+        default="png",
+        choices=("png", "svg", "pdf"),
+        help="png: a full-size SVG and a PNG of at most --max-png-inches; svg or pdf: that file",
+    )
+    parser.add_argument(
+        "--max-png-inches",
+        type=float,
+        default=30.0,
+        help=f"the PNG's longer side at most this many inches, at {PNG_DPI} dpi",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.order = 2
     if args.order < 1:
         parser.error(f"--order must be >= 1, got {args.order}")
 
-    backend = dz.get_backend(args.device)
+    backend = args.backend
     print(f"dezero_xp {dz.__version__}: derivative {args.order} of tanh at x = 1 on {backend}")
     _, gx = nth_derivative(args.order, 1.0, backend)
     value, exact = to_float(gx), exact_nth_derivative(args.order, 1.0)
@@ -88,15 +120,19 @@ def main(argv=None) -> int:
         return 1
 
     image = ensure_dir(args.output_dir) / f"tanh_{args.order}.{args.format}"
+    vector = image.with_suffix(".svg") if args.format == "png" else image
     try:
-        plot_dot_graph(gx, verbose=False, to_file=str(image))
+        plot_dot_graph(gx, verbose=False, to_file=str(vector))
+        if args.format == "png":
+            render_capped_png(image.with_suffix(".dot"), image, args.max_png_inches)
     except GraphvizNotFoundError as exc:
         print(f"The graph was not rendered: {exc}")
         if args.smoke:
             print("Smoke run: the DOT file was written, rendering skipped.")
             return 0
         return EXIT_MISSING_GRAPHVIZ
-    print(f"graph written to {image.with_suffix('.dot')} and drawn to {image}")
+    drawn = image if vector == image else f"{vector} (full size) and {image}"
+    print(f"graph written to {image.with_suffix('.dot')} and drawn to {drawn}")
     return 0
 
 

@@ -7,6 +7,9 @@ subset with ``DEZERO_XP_TEST_BACKENDS=cupy,torch:cuda`` (comma-separated names),
 ``nox -s tests-gpu`` does: a GPU backend selected that way must be usable, or the run stops
 with the reason (exit code 4) instead of skipping every case. The summary says how many GPU
 cases ran. Inputs are made on the host with a seeded RNG and copied to the backend.
+
+Skipped tests are summarised once per reason, with their count, just before pytest's closing
+count line (``-rs`` would list every one of them).
 """
 
 from __future__ import annotations
@@ -17,8 +20,13 @@ import os
 import numpy as np
 import pytest
 
+# The summary of skips (one line per reason) lives in a module of its own, so a test can load it
+# into a pytest run of its own.
+from skip_summary import summarise_skips
+
 import dezero_xp as dz
 from dezero_xp import backend as backend_module
+from dezero_xp._install import install_command
 
 ALL_BACKENDS = ("numpy", "strict", "strict:device1", "cupy", "torch", "torch:cuda")
 GPU_BACKENDS = ("cupy", "torch:cuda")
@@ -100,7 +108,9 @@ def pytest_configure(config):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """How many GPU cases (marked ``gpu``: the cupy and torch:cuda ones) ran, passed, skipped."""
+    """The skips, once per reason; how many GPU cases (marked ``gpu``: the cupy and torch:cuda
+    ones) ran, passed, skipped."""
+    summarise_skips(terminalreporter)
     counts = {
         outcome: sum(
             "gpu" in getattr(r, "keywords", ()) for r in terminalreporter.stats.get(outcome, [])
@@ -127,7 +137,7 @@ def _make_backend(name: str):
         return dz.get_backend("cpu")
     if name.startswith("strict"):
         if importlib.util.find_spec("array_api_strict") is None:
-            pytest.skip("array-api-strict is not installed (pip install array-api-strict)")
+            pytest.skip(f"array-api-strict is not installed ({install_command('test')})")
         return dz.get_backend(name)
     if name == "cupy":
         if not backend_module.cuda_available():
@@ -135,7 +145,9 @@ def _make_backend(name: str):
         return backend_module.get_backend("cuda:0")
     if name == "torch":
         if importlib.util.find_spec("torch") is None:
-            pytest.skip("torch backend skipped: torch is not installed (pip install torch)")
+            pytest.skip(
+                f"torch backend skipped: torch is not installed ({install_command('torch')})"
+            )
         return dz.get_backend("torch:cpu")
     if name == "torch:cuda":
         usable, reason = _torch_cuda_status()

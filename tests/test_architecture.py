@@ -25,7 +25,7 @@ PACKAGE_DIR = Path(dezero_xp.__file__).resolve().parent
 # Top to bottom; a module may import from its own row and the rows above it.
 # A unit is a top-level module ("core") or a subpackage ("functions", "_backends").
 LAYERS: list[tuple[str, ...]] = [
-    ("_config",),
+    ("_config", "_install"),
     ("backend", "_backends"),
     ("_shape", "_download", "_npz"),
     ("core",),

@@ -29,6 +29,7 @@ import dezero_xp.distributed as dist
 import dezero_xp.functions as F
 import dezero_xp.layers as L
 from dezero_xp import optimizers as O
+from dezero_xp._install import install_command
 
 HERE = Path(__file__).resolve().parent
 CHECKS_SCRIPT = HERE / "distributed_checks.py"
@@ -45,9 +46,9 @@ def _mpiexec() -> str | None:
 
 def _skip_reason() -> str | None:
     if importlib.util.find_spec("mpi4py") is None:
-        return "mpi4py is not installed (pip install .[mpi] gives mpi4py and mpich)"
+        return f"mpi4py is not installed ({install_command('mpi')} gives mpi4py and mpich)"
     if _mpiexec() is None:
-        return "no mpiexec found beside the interpreter or on PATH (pip install .[mpi])"
+        return f"no mpiexec found beside the interpreter or on PATH ({install_command('mpi')})"
     return None
 
 

@@ -26,6 +26,7 @@ import dezero_xp as dz
 import dezero_xp.functions as F
 import dezero_xp.layers as L
 from dezero_xp import backend as backend_module
+from dezero_xp._install import install_command
 from dezero_xp.models import Model
 from dezero_xp.optimizers import Adam
 
@@ -64,7 +65,7 @@ def training_device(request):
     if name == "cupy" and not backend_module.cuda_available():
         pytest.skip(f"cupy backend skipped: {backend_module._cuda_status()[1]}")
     if name == "torch" and not HAS_TORCH:
-        pytest.skip("torch backend skipped: torch is not installed (pip install torch)")
+        pytest.skip(f"torch backend skipped: torch is not installed ({install_command('torch')})")
     if name == "torch:cuda" and not gpu_status(name)[0]:
         pytest.skip(f"torch:cuda backend skipped: {gpu_status(name)[1]}")
     return _DEVICE_SPECS[name]
@@ -76,7 +77,9 @@ def load_example(name: str, *needs: str):
     Skips the test when the examples' extra packages (``dezero_xp[examples]``) are missing.
     """
     for module in ("tqdm", *needs):
-        pytest.importorskip(module, reason=f"{module} is not installed (pip install .[examples])")
+        pytest.importorskip(
+            module, reason=f"{module} is not installed ({install_command('examples')})"
+        )
     if str(EXAMPLES_DIR) not in sys.path:
         sys.path.insert(0, str(EXAMPLES_DIR))
     return importlib.import_module(name)

@@ -18,8 +18,8 @@ the wrong GPU:
 - No hidden device-to-host copies: nothing here calls ``float()``, ``int()``, ``bool()`` or
   ``.item()`` on a device array; :meth:`CupyKernels.to_host` is the one explicit way back.
 
-May import: numpy (host arrays only), dezero_xp._backends.base and dezero_xp._backends.generic;
-cupy, cupyx and array_api_compat.cupy lazily.
+May import: numpy (host arrays only), dezero_xp._backends.base, dezero_xp._backends.generic and
+dezero_xp._install (install hints); cupy, cupyx and array_api_compat.cupy lazily.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from dezero_xp._backends.base import (
     DeviceUnavailableError,
 )
 from dezero_xp._backends.generic import GenericKernels, normalize_key
+from dezero_xp._install import install_command
 
 # dtypes CuPy's RandomState draws directly; others are drawn in float32 and cast.
 _RNG_DTYPES = ("float32", "float64")
@@ -398,7 +399,7 @@ def _probe() -> tuple[bool, str]:
         return (
             False,
             f"CuPy is not importable ({type(exc).__name__}: {exc}); install it with "
-            "`pip install dezero_xp[cuda12]` (or [cuda13])",
+            f"{install_command('cuda12')} (cuda13 for CUDA 13)",
         )
     try:
         available = bool(cupy.cuda.is_available())

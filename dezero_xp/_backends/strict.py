@@ -5,8 +5,8 @@ needs nothing beyond the standard. The adapter answers ``"strict[:NAME]"`` (and
 ``"array_api_strict[:NAME]"``), ``Device("strict", NAME)`` and array-api-strict device objects,
 and claims its arrays by the device each reports.
 
-May import: dezero_xp._backends.base and dezero_xp._backends.generic; array_api_strict lazily
-(an optional dependency).
+May import: dezero_xp._backends.base, dezero_xp._backends.generic and dezero_xp._install (the
+install hint when array-api-strict is missing); array_api_strict lazily (an optional dependency).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import re
 
 from dezero_xp._backends.base import REGISTRY, Adapter, Backend, Device
 from dezero_xp._backends.generic import GenericKernels
+from dezero_xp._install import optional_dependency
 
 _DEFAULT = "CPU_DEVICE"
 
@@ -37,8 +38,9 @@ class StrictAdapter(Adapter):
         found = REGISTRY.get("strict", device)
         if found is not None:
             return found
-        import array_api_strict as strict  # noqa: PLC0415 - optional dependency
-        from array_api_strict._array_object import Array  # noqa: PLC0415
+        with optional_dependency("array_api_strict", "test", 'the "strict" device'):
+            import array_api_strict as strict  # noqa: PLC0415 - optional dependency
+            from array_api_strict._array_object import Array  # noqa: PLC0415
 
         try:
             native = strict.Device(name)

@@ -5,8 +5,9 @@ adapter answers ``"torch[:cpu|:cuda[:N]]"`` and ``torch.device`` objects, and cl
 ``torch.Tensor``. ``torch:cuda`` without a usable CUDA device is unavailable, with ``torch:cpu``
 as the fallback the policy may take.
 
-May import: numpy, dezero_xp._backends.base and dezero_xp._backends.generic; torch and
-array_api_compat.torch lazily (optional dependencies).
+May import: numpy, dezero_xp._backends.base, dezero_xp._backends.generic and dezero_xp._install
+(the install hint when torch is missing); torch and array_api_compat.torch lazily (optional
+dependencies).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from dezero_xp._backends.base import REGISTRY, Adapter, Backend, BackendUnavailable, Device
 from dezero_xp._backends.generic import GenericKernels, key_has_arrays, normalize_key
+from dezero_xp._install import optional_dependency
 
 
 class TorchKernels(GenericKernels):
@@ -168,7 +170,8 @@ class TorchAdapter(Adapter):
         self._by_device: dict[tuple[str, int | None], Backend] = {}
 
     def backend(self, device=None) -> Backend:
-        import torch  # noqa: PLC0415 - optional dependency
+        with optional_dependency("torch", "torch", 'the "torch" device'):
+            import torch  # noqa: PLC0415 - optional dependency
 
         native = torch.device(device if device is not None else "cpu")
         if native.type == "cpu":

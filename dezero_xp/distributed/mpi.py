@@ -10,8 +10,8 @@
 
 Pickled object collectives (``bcast_obj``, ``allgather_obj``) are for control messages only.
 
-May import: numpy, the standard library, mpi4py (lazily), dezero_xp.backend and
-dezero_xp.distributed.base.
+May import: numpy, the standard library, mpi4py (lazily), dezero_xp.backend,
+dezero_xp.distributed.base and dezero_xp._install (the install hint).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+from dezero_xp._install import install_command
 from dezero_xp.backend import backend_of
 from dezero_xp.distributed.base import Communicator
 
@@ -35,7 +36,7 @@ def import_mpi():
     except ImportError as exc:
         raise ImportError(
             f"the mpi transport needs mpi4py and an MPI library ({exc}); install both with "
-            "pip install 'dezero_xp[mpi]' (mpi4py and the mpich wheel)"
+            f"{install_command('mpi')} (mpi4py and the mpich wheel)"
         ) from None
     return MPI
 
