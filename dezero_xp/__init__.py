@@ -6,6 +6,7 @@ assembles: it also installs Variable's operators and shape methods once (they li
 ``dezero_xp.functions``, which the core may not import).
 """
 
+from dezero_xp import _engine
 from dezero_xp import functions as _F
 from dezero_xp._config import Config, no_grad, test_mode, using_config
 from dezero_xp.backend import (
@@ -24,6 +25,7 @@ from dezero_xp.backend import (
     set_strict_devices,
 )
 from dezero_xp.core import Function, Parameter, Variable, as_array, as_variable
+from dezero_xp.functions import namespace as _namespace
 
 __version__ = "0.1.0"
 
@@ -87,8 +89,12 @@ def _transpose(self, *axes):
 
 
 def setup_variable():
-    """Give Variable its operators and DeZero's convenience methods (done once at import)."""
+    """Give Variable its operators, ``backward`` and DeZero's convenience methods, and Function
+    its DeZero ``backward`` (done once at import)."""
+    _engine.use_namespaces(_namespace.array_namespace, _namespace.graph_namespace)
+    Function.backward = _engine.function_backward
     V = Variable
+    V.backward = _engine.backward
     V.__add__ = V.__radd__ = _F.add
     V.__sub__ = _F.sub
     V.__rsub__ = _F.rsub

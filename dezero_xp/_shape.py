@@ -27,6 +27,14 @@ def reduced_shape_keepdims(shape: tuple, axis) -> tuple:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
+def check_broadcastable(*shapes) -> None:
+    """Raise a ValueError naming the shapes unless they broadcast together (NumPy's rule)."""
+    for sizes in zip(*(reversed(tuple(s)) for s in shapes)):
+        if len({n for n in sizes if n != 1}) > 1:
+            names = " and ".join(str(tuple(s)) for s in shapes)
+            raise ValueError(f"operands of shapes {names} do not broadcast together")
+
+
 def sum_to_axes(in_shape: tuple, out_shape: tuple) -> tuple[int, ...]:
     """Axes to sum (with keepdims) so that ``in_shape`` reduces to ``out_shape``.
 

@@ -1,35 +1,29 @@
-"""Variable, Parameter, Function and the backward engine: the define-by-run graph itself.
+"""Variable, Parameter and Function: the define-by-run graph itself (no op math, no engine).
 
 A :class:`Function` call resolves its backend once from its first Variable input, checks every
 other input against it by identity (raising :class:`DeviceMismatchError` before any compute),
 runs ``forward`` on raw arrays and, when backprop is enabled, links the graph: outputs point to
 their creator strongly, the creator points to its outputs by weakref, so a graph is freed by
-reference counting alone. :meth:`Variable.backward` walks the graph iteratively, newest
-generation first, and accumulates gradients as Variables, so derivatives of any order work.
+reference counting alone. Every output gets a creator while backprop is enabled, even when no
+input requires a gradient (DeZero's graphs and plots keep them); such an output has
+``requires_grad=False`` and the backward pass stops there. Variable lives in
+``dezero_xp._variable`` and is re-exported here; the backward loop is ``dezero_xp._engine``.
 
-This module holds no op math; operators (``+``, ``*``, ``[]``, ...) and the shape methods of
-Variable are installed by ``dezero_xp/__init__.py`` from ``dezero_xp.functions``.
-
-May import: dezero_xp._config and dezero_xp.backend.
+May import: dezero_xp._config, dezero_xp.backend, dezero_xp._shape and dezero_xp._variable.
 """
 
 from __future__ import annotations
 
-import heapq
-import math
 import weakref
 
+from dezero_xp import _shape
 from dezero_xp._config import Config
+from dezero_xp._variable import Parameter, Variable, as_array, as_variable, wrap_array
 from dezero_xp.backend import (
-    Backend,
     DeviceMismatchError,
-    Movable,
     as_array_data,
-    get_backend,
     is_scalar,
     scalar_as_array,
-    to_host,
-    transfer,
 )
 
 __all__ = [
@@ -38,392 +32,15 @@ __all__ = [
     "Variable",
     "as_array",
     "as_variable",
-    "needs_grad",
-    "run_forward",
     "wrap_array",
 ]
-
-
-class Variable(Movable):
-    """A box for an array that remembers the Function that made it, so it can backpropagate.
-
-    ``data`` is an array of any supported library (NumPy, CuPy, array-api-strict, torch, ...);
-    ``grad`` is a Variable (or None) after :meth:`backward`.
-    """
-
-    __slots__ = ("_data", "_backend", "name", "grad", "creator", "generation", "__weakref__")
-    # NumPy defers `ndarray + Variable` to Variable.__radd__ instead of broadcasting over it.
-    __array_priority__ = 200
-    __array_ufunc__ = None
-
-    def __init__(self, data, name=None, device=None):
-        backend = None
-        if data is not None:
-            data, backend = as_array_data(data, "Variable")
-        if device is not None:
-            target = get_backend(device)
-            if data is not None:
-                data = transfer(data, target)
-            backend = target
-        self._data = data
-        self._backend = backend
-        self.name = name
-        self.grad = None
-        self.creator = None
-        self.generation = 0
-
-    # ------------------------------------------------------------------ data and metadata
-    @property
-    def data(self):
-        """The array inside (assigning another array, even from another device, is allowed)."""
-        data = self._data
-        if data is not None and type(data) is not self._backend.array_type:
-            # A NumPy scalar kept by a 0-d op (see Backend.value_types): hand out a 0-d array.
-            data = self._data = self._backend.coerce(data)
-        return data
-
-    @data.setter
-    def data(self, value):
-        if value is None:
-            self._data = None
-            return
-        value, backend = as_array_data(value, "Variable.data")
-        self._data = value
-        self._backend = backend
-
-    @property
-    def backend(self) -> Backend | None:
-        """The Backend (library + device) of ``data``."""
-        return self._backend
-
-    @property
-    def xp(self):
-        """The array namespace of ``data`` (numpy, cupy, array_api_strict, ...)."""
-        return self._backend.xp
-
-    @property
-    def device(self):
-        """Where ``data`` lives, as a :class:`dezero_xp.Device` (compares equal to ``"cpu"``...)."""
-        return self._backend.device if self._backend is not None else None
-
-    @property
-    def shape(self):
-        return tuple(self._data.shape)
-
-    @property
-    def ndim(self):
-        return self._data.ndim
-
-    @property
-    def size(self):
-        return math.prod(self._data.shape)
-
-    @property
-    def dtype(self):
-        return self._data.dtype
-
-    def __len__(self):
-        if self._data.ndim == 0:
-            raise TypeError("len() of a 0-d Variable")
-        return self._data.shape[0]
-
-    def __repr__(self):
-        if self._data is None:
-            return "variable(None)"
-        body = str(to_host(self._data)).replace("\n", "\n" + " " * 9)
-        backend = self._backend
-        if backend.name == "numpy":
-            return f"variable({body})"
-        return f"variable({body}, device='{backend}')"
-
-    # DLPack export of the data: torch.from_dlpack(v) / numpy.from_dlpack(v) share its memory.
-    def __dlpack__(self, *args, **kwargs):
-        return self.data.__dlpack__(*args, **kwargs)
-
-    def __dlpack_device__(self):
-        return self.data.__dlpack_device__()
-
-    # ------------------------------------------------------------------ graph bookkeeping
-    def set_creator(self, func):
-        """Record ``func`` as the Function that produced this Variable."""
-        self.creator = func
-        self.generation = func.generation + 1
-
-    def cleargrad(self):
-        """Forget the gradient (gradients accumulate across backward calls otherwise)."""
-        self.grad = None
-
-    def unchain(self):
-        """Cut the link to the creator: backward stops here."""
-        self.creator = None
-
-    def unchain_backward(self):
-        """Cut every link of the graph behind this Variable (truncated backprop in RNNs)."""
-        if self.creator is None:
-            return
-        stack = [self.creator]
-        seen = set()
-        while stack:
-            f = stack.pop()
-            if f in seen:
-                continue
-            seen.add(f)
-            for x in f.inputs:
-                if x.creator is not None:
-                    stack.append(x.creator)
-                    x.unchain()
-        self.unchain()
-
-    # ------------------------------------------------------------------ backward engine
-    def backward(self, retain_grad=False, create_graph=False):
-        """Backpropagate from this Variable, filling ``.grad`` of every Variable behind it.
-
-        ``retain_grad`` keeps the gradients of intermediate Variables (else they are freed as
-        soon as they are used). ``create_graph`` records the backward computation as a graph, so
-        ``x.grad`` can itself be differentiated (higher-order derivatives, double backprop).
-        """
-        if self._data is None:
-            raise ValueError("backward: this Variable holds no data")
-        if self.creator is None:
-            if self.grad is None:
-                self.grad = wrap_array(self._backend.xp.ones_like(self._data), self._backend)
-            return
-        previous = Config.enable_backprop
-        Config.enable_backprop = create_graph
-        engine = _backprop_variables if create_graph else _backprop_arrays
-        try:
-            if self._backend.scoped:  # a graph lives on one device: one scope for the pass
-                with self._backend.ops.scope():
-                    engine(self, retain_grad)
-            else:
-                engine(self, retain_grad)
-        finally:
-            Config.enable_backprop = previous
-
-    # ------------------------------------------------------------------ devices
-    def to(self, device):
-        """Move ``data`` (and ``grad``) to ``device`` in place and return ``self``.
-
-        Explicit copy between devices/libraries; a no-op when already there.
-        """
-        target = get_backend(device)
-        if self._data is not None and self._backend is not target:
-            self._data = transfer(self._data, target)
-        self._backend = target
-        if self.grad is not None:
-            self.grad.to(target)
-        return self
-
-
-class Parameter(Variable):
-    """A Variable that a Layer registers and an Optimizer updates."""
-
-    __slots__ = ()
-
 
 _new_object = object.__new__
 
 
-def wrap_array(data, backend, cls=Variable):
-    """A fresh Variable around an array known to belong to ``backend`` (no checks; hot path).
-
-    Also how ops make constants (masks, signs): a Variable with no creator has zero derivative.
-    """
-    v = object.__new__(cls)
-    v._data = data
-    v._backend = backend
-    v.name = None
-    v.grad = None
-    v.creator = None
-    v.generation = 0
-    return v
-
-
-# --------------------------------------------------------------------------- backward engine
-# Two loops over the same graph, both iterative (a heap keyed by (-generation, counter): newest
-# generation first, the counter keeps the order deterministic) and both accumulating gradients
-# out of place (one gradient object may be handed to several inputs):
-# - _backprop_variables: gradients are Variables and each op's ``backward`` runs as ops, so the
-#   backward pass is itself a graph when create_graph=True (higher-order derivatives).
-# - _backprop_arrays: the first-order case. Gradients stay raw arrays; an op that defines
-#   ``backward_data`` runs it directly, any other op runs its ``backward`` on Variables wrapped
-#   around the arrays. No graph is built, so no Function/Variable bookkeeping is paid per step.
-
-
-def _seed_gradient(root):
-    if root.grad is None:
-        root.grad = wrap_array(root._backend.xp.ones_like(root._data), root._backend)
-    return root.grad
-
-
-def _as_gradient_tuple(f, gxs):
-    if type(gxs) is not tuple:
-        gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
-    if len(gxs) != len(f.inputs):
-        raise RuntimeError(
-            f"{type(f).__name__}.backward returned {len(gxs)} gradient(s) for "
-            f"{len(f.inputs)} input(s)"
-        )
-    return gxs
-
-
-def _backprop_variables(root, retain_grad):
-    _seed_gradient(root)
-    creator = root.creator
-    heap = [(-creator.generation, 0, creator)]
-    queued = {creator}
-    counter = 1
-    while heap:
-        f = heapq.heappop(heap)[2]
-        outputs = [ref() for ref in f.outputs]
-        gys = [None if y is None else y.grad for y in outputs]
-        gxs = _as_gradient_tuple(f, f.backward(*gys))
-        for x, gx in zip(f.inputs, gxs):
-            if gx is None or type(x) is _Constant:
-                continue
-            if type(gx) is not Variable or gx._backend is not x._backend:
-                _check_gradient(f, x, gx)
-            if gx._data.shape != x._data.shape:
-                _check_gradient(f, x, gx)
-            x.grad = gx if x.grad is None else x.grad + gx
-            c = x.creator
-            if c is not None and c not in queued:
-                queued.add(c)
-                heapq.heappush(heap, (-c.generation, counter, c))
-                counter += 1
-        if not retain_grad:
-            for y in outputs:
-                if y is not None:
-                    y.grad = None
-
-
-def _backward_on_variables(f, gys):
-    """Run an op's Variable ``backward`` for the array loop: wrap, call, unwrap."""
-    backend = f.backend
-    gxs = _as_gradient_tuple(
-        f, f.backward(*[None if g is None else wrap_array(g, backend) for g in gys])
-    )
-    arrays = []
-    for x, gx in zip(f.inputs, gxs):
-        if gx is not None and (type(gx) is not Variable or gx._backend is not x._backend):
-            _check_gradient(f, x, gx)
-        arrays.append(None if gx is None else gx._data)
-    return arrays
-
-
-def _backprop_arrays(root, retain_grad):
-    # grads: Variable -> accumulated gradient array of the Variables not yet finished.
-    grads = {root: _seed_gradient(root)._data}
-    heap = []
-    queued = {root.creator}
-    counter = 0
-    pop = heapq.heappop
-    push = heapq.heappush
-    take = grads.pop
-    # Variables whose entry in `grads` is a sum this loop allocated: safe to add into in place.
-    owned = set()
-    f = root.creator
-    while f is not None:
-        # All consumers of f's outputs have run (they have higher generations): their
-        # gradients are complete, so they leave `grads` now.
-        refs = f.outputs
-        if len(refs) == 1:  # nearly every op: no lists
-            y = refs[0]()
-            gy = take(y, None)
-            if owned:
-                owned.discard(y)
-            if retain_grad and gy is not None:
-                y.grad = wrap_array(gy, y._backend)
-            elif y.grad is not None:
-                y.grad = None
-            gys = (gy,)
-        else:
-            outputs = [ref() for ref in refs]
-            gys = tuple(None if y is None else take(y, None) for y in outputs)
-            owned.difference_update(outputs)
-            for y, gy in zip(outputs, gys):
-                if y is not None:
-                    keep = retain_grad and gy is not None
-                    y.grad = wrap_array(gy, y._backend) if keep else None
-        backward_data = f.backward_data
-        gxs = backward_data(*gys) if backward_data is not None else _backward_on_variables(f, gys)
-        if type(gxs) is not tuple and type(gxs) is not list:
-            gxs = (gxs,)
-        following = None  # a creator found now that may run next without the heap
-        for x, gx in zip(f.inputs, gxs):
-            if gx is None or type(x) is _Constant:
-                continue
-            if gx.shape != x._data.shape:
-                _raise_array_gradient_shape(f, x, gx)
-            accumulated = grads.get(x)
-            if accumulated is None:
-                # DeZero semantics: a gradient left from an earlier backward call adds up.
-                previous = x.grad
-                if previous is None:
-                    grads[x] = gx  # may be shared (Add hands one array to both inputs)
-                else:
-                    grads[x] = previous._data + gx
-                    owned.add(x)
-            elif x in owned and accumulated.dtype == gx.dtype:
-                accumulated += gx  # our own sum, referenced nowhere else: add in place
-                grads[x] = accumulated
-            else:
-                grads[x] = accumulated + gx
-                owned.add(x)
-            c = x.creator
-            if c is not None and c not in queued:
-                queued.add(c)
-                if following is None:
-                    following = c
-                else:
-                    push(heap, (-c.generation, counter, c))
-                    counter += 1
-        # A chain (one new creator, nothing else waiting) skips the heap; otherwise the newest
-        # generation goes first.
-        if following is not None:
-            if not heap:
-                f = following
-                continue
-            push(heap, (-following.generation, counter, following))
-            counter += 1
-        f = pop(heap)[2] if heap else None
-    # What is left has no creator: the leaves (inputs, parameters).
-    for x, g in grads.items():
-        x.grad = wrap_array(g, x._backend)
-
-
-def _raise_array_gradient_shape(f, x, gx):
-    raise RuntimeError(
-        f"{type(f).__name__}.backward returned a gradient of shape {tuple(gx.shape)} for an "
-        f"input of shape {tuple(x.shape)}"
-    )
-
-
-class _Constant(Variable):
-    """An operand the user did not give as a Variable: a scalar (``2.0`` in ``2.0 * x``, as a
-    0-d array in the other operand's dtype) or a raw array (a batch of data, labels).
-
-    Nobody can ask for its gradient (the user never held this Variable), so the backward
-    engines give it none, and ops may skip computing it (:func:`needs_grad`). Scalar constants
-    are shared between graphs through a small cache.
-    """
-
-    __slots__ = ()
-
-
-def needs_grad(variable) -> bool:
-    """False for the inputs whose gradient nobody can observe (scalars, raw arrays).
-
-    ``backward_data`` fast paths use it to skip work, e.g. the input-data gradient of the first
-    layer when the batch was passed as a plain array.
-    """
-    return type(variable) is not _Constant
-
-
-def _wrap_constant(data, backend):
-    return wrap_array(data, backend, _Constant)
-
-
+# --------------------------------------------------------------------------- constants
+# Python scalars meet arrays as 0-d constants in the array's dtype (requires_grad=False); the
+# common ones are shared between graphs through a small cache.
 _constants: dict = {}
 _CONSTANTS_MAX = 1024
 
@@ -435,7 +52,7 @@ def _constant(value, backend, like_dtype):
         return _constants[key]
     except (KeyError, TypeError):  # TypeError: unhashable NumPy scalar subclass, not cached
         pass
-    c = _wrap_constant(scalar_as_array(value, backend, like_dtype), backend)
+    c = wrap_array(scalar_as_array(value, backend, like_dtype), backend)
     if len(_constants) >= _CONSTANTS_MAX:
         _constants.clear()
     try:
@@ -443,54 +60,6 @@ def _constant(value, backend, like_dtype):
     except TypeError:
         pass
     return c
-
-
-def run_forward(func, backend, *arrays):
-    """``func.forward(*arrays)`` on raw arrays of ``backend``, building no graph.
-
-    For ``backward_data`` fast paths whose gradient is another Function's forward (a
-    ``<Op>Grad``): the same math as calling it, without the Variables around it.
-    """
-    func.backend = backend
-    func.xp = backend.xp
-    return func.forward(*arrays)
-
-
-def _check_gradient(f, x, gx):
-    """Gradients must be Variables (Parameters too) with the input's shape and backend."""
-    if not isinstance(gx, Variable):
-        raise TypeError(
-            f"{type(f).__name__}.backward returned {type(gx).__name__}; backward must return "
-            "Variables (write raw-array math as its own Function so higher orders work)"
-        )
-    if gx._data.shape != x._data.shape:
-        raise RuntimeError(
-            f"{type(f).__name__}.backward returned a gradient of shape {tuple(gx.shape)} for an "
-            f"input of shape {tuple(x.shape)}"
-        )
-    if gx._backend is not x._backend:
-        raise DeviceMismatchError(
-            f"{type(f).__name__}.backward returned a gradient on {gx._backend} for an input on "
-            f"{x._backend}; backward must create its arrays on the input's device "
-            "(use wrap_array(..., self.backend) and self.backend.native_device)"
-        )
-    return gx
-
-
-def as_variable(obj):
-    """``obj`` if it is a Variable, else a new Variable around it (DeZero's helper)."""
-    if isinstance(obj, Variable):
-        return obj
-    return Variable(obj)
-
-
-def as_array(x, array_module=None):
-    """DeZero's helper: Python/NumPy scalars become 0-d arrays of ``array_module`` (NumPy)."""
-    if is_scalar(x):
-        if array_module is None:
-            return get_backend("cpu").asarray(x)
-        return array_module.asarray(x)
-    return x
 
 
 def _describe(inputs) -> str:
@@ -511,10 +80,22 @@ def _describe(inputs) -> str:
 
 
 class Function:
-    """Base of every differentiable op: ``forward`` on raw arrays, ``backward`` on Variables.
+    """Base of every differentiable op: ``forward`` on raw arrays, one derivative rule.
 
     Subclasses read ``self.xp`` (array namespace) and ``self.ops`` (kernel table) in forward;
     both are set from the inputs' backend by ``__call__``. An instance is single-use.
+
+    The derivative is written once, either way:
+
+    - ``vjp(self, F, gy, y, *xs)`` (the built-in ops): gradients of the inputs from the output
+      gradient ``gy``, the output ``y`` and the inputs ``xs``, using only operators and the
+      names of ``F``. The engine hands it raw arrays and an array namespace in a first-order
+      pass, Variables and ``dezero_xp.functions`` under ``create_graph=True``. An op with
+      several outputs gets tuples ``gy`` and ``y``. ``self.inputs[i].requires_grad`` says
+      whether gradient ``i`` is wanted; None stands for "no gradient".
+    - DeZero's ``backward(self, *gys)`` on Variables (users' own Functions): works in both modes
+      through the default ``vjp``. A subclass that defines ``backward`` and no ``vjp`` is run
+      through its ``backward``.
     """
 
     inputs = None
@@ -522,10 +103,18 @@ class Function:
     generation = 0
     backend = None
     xp = None
-    #: Optional first-order fast path: ``backward_data(*gy_arrays) -> gx arrays`` (None for an
-    #: input without gradient). Used when no graph of the backward is needed; it must compute
-    #: exactly what ``backward`` computes, which stays the definition (and the higher-order path).
-    backward_data = None
+    #: True for ops whose inputs broadcast against each other: the engine sums each input's
+    #: gradient back to that input's shape (so the rules never do), and a forward error on
+    #: shapes that do not broadcast becomes one clear ValueError on every backend.
+    broadcasting = False
+    #: Optional names of the inputs (and of the op) for error messages, e.g. "running mean".
+    input_names: tuple = ()
+    op_name: str | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "backward" in cls.__dict__ and "vjp" not in cls.__dict__:
+            cls.vjp = Function.vjp  # a user's backward overrides an inherited rule
 
     @property
     def ops(self):
@@ -581,6 +170,11 @@ class Function:
         except (ValueError, TypeError, IndexError, RuntimeError) as exc:  # torch: RuntimeError
             if isinstance(exc, DeviceMismatchError):
                 raise
+            if self.broadcasting:  # libraries disagree on the error: one ValueError for all
+                try:
+                    _shape.check_broadcastable(*[a.shape for a in arrays])
+                except ValueError as shape_error:
+                    exc = shape_error
             message = f"{type(self).__name__}: {exc} [inputs: {_describe(variables)}]"
             raise _annotated(exc, message) from exc
         self.inputs = variables
@@ -595,26 +189,34 @@ class Function:
             output.grad = None
             if Config.enable_backprop:
                 generation = 0
+                requires_grad = False
                 for x in variables:
                     if x.generation > generation:
                         generation = x.generation
+                    if x.requires_grad:
+                        requires_grad = True
                 self.generation = generation
                 output.creator = self
                 output.generation = generation + 1
+                output.requires_grad = requires_grad
                 self.outputs = (weakref.ref(output),)
             else:
                 output.creator = None
                 output.generation = 0
+                output.requires_grad = True  # a fresh leaf the user holds, as in DeZero
             return output
         value_types = backend.value_types
         outputs = [
-            wrap_array(y if type(y) in value_types else backend.coerce(y), backend) for y in ys
+            wrap_array(y if type(y) in value_types else backend.coerce(y), backend, Variable, True)
+            for y in ys
         ]
         if Config.enable_backprop:
             self.generation = max([x.generation for x in variables])
+            requires_grad = any([x.requires_grad for x in variables])
             for output in outputs:
                 output.creator = self
                 output.generation = self.generation + 1
+                output.requires_grad = requires_grad
             self.outputs = tuple(weakref.ref(output) for output in outputs)
         return outputs if len(outputs) > 1 else outputs[0]
 
@@ -623,8 +225,37 @@ class Function:
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
 
     def backward(self, *gys):
-        """Gradients of the inputs (Variables) from the gradients of the outputs (Variables)."""
+        """Gradients of the inputs (Variables) from the gradients of the outputs (Variables).
+
+        By default the op's ``vjp`` rule on Variables (installed from ``dezero_xp._engine``).
+        """
         raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")
+
+    def vjp(self, F, gy, y, *xs):
+        """The default rule: DeZero's :meth:`backward` on Variables, in either kind of pass.
+
+        How users' Functions (``forward`` + ``backward``) run; built-in ops override it.
+        """
+        graph = F.graph
+        gys = gy if len(self.outputs) > 1 else (gy,)
+        if not graph:
+            backend = self.backend
+            gys = [None if g is None else wrap_array(g, backend) for g in gys]
+        gxs = self.backward(*gys)
+        if type(gxs) is not tuple:
+            gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
+        inputs = self.inputs
+        if len(gxs) != len(inputs):
+            raise RuntimeError(
+                f"{type(self).__name__}.backward returned {len(gxs)} gradient(s) for "
+                f"{len(inputs)} input(s)"
+            )
+        for x, gx in zip(inputs, gxs):
+            if gx is not None and (not isinstance(gx, Variable) or gx._backend is not x._backend):
+                check_gradient(self, x, gx)
+        if graph:
+            return gxs
+        return tuple(None if gx is None else gx._data for gx in gxs)
 
     # ------------------------------------------------------------------ input handling
     def _check_variable_input(self, inputs, i, backend):
@@ -681,13 +312,43 @@ class Function:
             raise TypeError(f"{type(self).__name__}: input {i}: {exc}") from None
         if x_backend is not backend:
             self._raise_mismatch(inputs, i, x_backend, backend)
-        return _wrap_constant(data, backend)
+        return wrap_array(data, backend)
 
     def _raise_mismatch(self, inputs, i, found, expected):
+        op = type(self).__name__
+        if self.op_name is not None:
+            op = f"{self.op_name} ({op})"
+        names = self.input_names
+        what = f"{names[i]} (input {i})" if i < len(names) else f"input {i}"
         raise DeviceMismatchError(
-            f"{type(self).__name__}: input {i} is on {found} but the op runs on {expected} "
+            f"{op}: {what} is on {found} but the op runs on {expected} "
             f"(inputs: {_describe(inputs)}). dezero_xp never copies between devices implicitly; "
             f"move it first, e.g. x.to('{expected}')"
+        )
+
+
+def raise_gradient_shape(f, x, gx):
+    """The error for a gradient whose shape is not its input's."""
+    raise RuntimeError(
+        f"{type(f).__name__}.backward returned a gradient of shape {tuple(gx.shape)} for an "
+        f"input of shape {tuple(x.shape)}"
+    )
+
+
+def check_gradient(f, x, gx):
+    """Gradients must be Variables (Parameters too) with the input's shape and backend."""
+    if not isinstance(gx, Variable):
+        raise TypeError(
+            f"{type(f).__name__}.backward returned {type(gx).__name__}; backward must return "
+            "Variables (write raw-array math as its own Function so higher orders work)"
+        )
+    if gx._data.shape != x._data.shape:
+        raise_gradient_shape(f, x, gx)
+    if gx._backend is not x._backend:
+        raise DeviceMismatchError(
+            f"{type(f).__name__}.backward returned a gradient on {gx._backend} for an input on "
+            f"{x._backend}; backward must create its arrays on the input's device "
+            "(use wrap_array(..., self.backend) and self.backend.native_device)"
         )
 
 

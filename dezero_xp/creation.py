@@ -71,7 +71,7 @@ def _require_floating(where: str, backend, dtype) -> None:
 
 def _new(array, backend, name):
     """A fresh leaf Variable around an array known to be on ``backend``."""
-    v = wrap_array(array, backend)
+    v = wrap_array(array, backend, requires_grad=True)
     v.name = name
     return v
 

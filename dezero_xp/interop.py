@@ -140,7 +140,7 @@ def from_dlpack(x, device=None, *, copy=None) -> Variable:
     if copy is True:
         with target:
             array = target.xp.asarray(array, copy=True)
-    return wrap_array(array, target)
+    return wrap_array(array, target, requires_grad=True)
 
 
 def to_dlpack(v):

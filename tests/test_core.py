@@ -870,11 +870,15 @@ def test_parameter_is_a_variable(xb):
 
 def test_wrap_array_makes_a_constant(xb):
     c = wrap_array(xb.asarray(np.array([1.0, 2.0])), xb.backend)
-    assert c.creator is None and c.backend is xb.backend
+    assert c.creator is None and c.backend is xb.backend and not c.requires_grad
     x = xb.variable(np.array([3.0, 4.0]))
+    assert x.requires_grad
     (x * c).backward()
     np.testing.assert_array_equal(host(x.grad), [1.0, 2.0])
-    assert c.grad is not None  # a leaf still receives its gradient
+    assert c.grad is None  # a constant gets no gradient (nobody could read it)
+    user = wrap_array(xb.asarray(np.array([1.0, 2.0])), xb.backend, requires_grad=True)
+    (x * user).backward()
+    np.testing.assert_array_equal(host(user.grad), [3.0, 4.0])
 
 
 def test_fan_out_gradients_accumulate_exactly_on_both_backward_paths(xb):
@@ -906,7 +910,7 @@ def test_plain_array_inputs_are_constants_without_gradients(xb):
     constant_input = y.creator.inputs[0]
     y.sum().backward()
     assert constant_input.grad is None
-    assert not dz.core.needs_grad(constant_input) and dz.core.needs_grad(W)
+    assert not constant_input.requires_grad and W.requires_grad
     np.testing.assert_allclose(xb.numpy(W.grad), x_host.T @ np.ones((4, 2)), rtol=1e-12)
 
     x = xb.variable(x_host)  # the same data as a Variable: its gradient is computed

@@ -138,3 +138,20 @@ def test_sigmoid_float32_stays_float32_through_second_order(xb):
     assert gx.dtype == xb.dtype("float32") and x.grad.dtype == xb.dtype("float32")
     s = ref_sigmoid(np.array([0.3, -1.2]))
     np.testing.assert_allclose(xb.numpy(x.grad), s * (1 - s) * (1 - 2 * s), rtol=1e-5)
+
+
+def test_relu_under_an_infinite_upstream_gradient_gives_one_answer_in_both_passes(xb):
+    """The derivative of relu where x <= 0 is exactly 0, even against an infinite gradient:
+    the first-order pass and the create_graph pass run the same rule."""
+    import warnings
+
+    import dezero_xp.functions as F
+
+    for create_graph in (False, True):
+        x = xb.variable(np.array([-1.0, 2.0]))
+        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)  # 0 * inf in the forward product
+            (F.relu(x) * xb.asarray(np.array([np.inf, 1.0]))).sum().backward(
+                create_graph=create_graph
+            )
+        np.testing.assert_array_equal(xb.numpy(x.grad), [0.0, 1.0])

@@ -84,6 +84,13 @@ CASES = [
         [(4, 5)],
         sampler=_away_from_clip_bounds,
     ),
+    op_case(
+        "where",
+        lambda a, b, condition: F.where(condition, a, b),
+        lambda a, b, condition: np.where(condition, a, b),
+        [[(2, 3), (2, 3)], [(2, 3), ()], [(3,), (2, 1)]],
+        consts=lambda: (np.array([True, False, True]),),
+    ),
 ]
 
 test_elementwise = make_op_tests(CASES)

@@ -94,7 +94,7 @@ class Communicator:
             if op == "mean":
                 reduced = reduced * (1.0 / self.size)
             out = backend.xp.reshape(reduced, tuple(array.shape))
-        return wrap_array(out, backend) if is_variable else out
+        return wrap_array(out, backend, requires_grad=True) if is_variable else out
 
     def broadcast(self, x, root: int = 0):
         """Rank ``root``'s ``x`` on every rank (each rank passes an array of that shape/dtype)."""
@@ -104,7 +104,7 @@ class Communicator:
         out = self.broadcast_buffer(_flat_copy(array), root)
         with backend:
             out = backend.xp.reshape(out, tuple(array.shape))
-        return wrap_array(out, backend) if is_variable else out
+        return wrap_array(out, backend, requires_grad=True) if is_variable else out
 
     def allgather(self, x):
         """Every rank's ``x`` stacked along a new first axis: shape ``(size, *x.shape)``.
@@ -124,7 +124,7 @@ class Communicator:
         out = self.allgather_buffer(_flat_copy(array))
         with backend:
             out = backend.xp.reshape(out, (self.size, *mine[0]))
-        return wrap_array(out, backend) if is_variable else out
+        return wrap_array(out, backend, requires_grad=True) if is_variable else out
 
     def _check_root(self, root, where):
         if not isinstance(root, int) or not 0 <= root < self.size:

@@ -11,5 +11,6 @@ from dezero_xp.functions.elementwise import *  # noqa: F403
 from dezero_xp.functions.linalg import *  # noqa: F403
 from dezero_xp.functions.loss import *  # noqa: F403
 from dezero_xp.functions.nn import *  # noqa: F403
+from dezero_xp.functions.pooling import *  # noqa: F403
 from dezero_xp.functions.reduce import *  # noqa: F403
 from dezero_xp.functions.shape import *  # noqa: F403

@@ -2,15 +2,15 @@
 DeZero's ``*_simple`` variants composed from elementwise ops.
 
 The stable forms never overflow: sigmoid goes through ``tanh``, softmax and log_softmax shift by
-the maximum along ``axis``. Each backward is written with Variables, so derivatives of any order
-work. ``tanh`` lives with the elementwise ops.
+the maximum along ``axis``. Each op writes its derivative once (``vjp``), so derivatives of any
+order work. ``tanh`` lives with the elementwise ops.
 
 May import: dezero_xp.core and the elementwise/reduce families of dezero_xp.functions.
 """
 
 from __future__ import annotations
 
-from dezero_xp.core import Function, as_variable, wrap_array
+from dezero_xp.core import Function, as_variable
 from dezero_xp.functions.elementwise import exp
 from dezero_xp.functions.reduce import sum as _sum
 
@@ -31,13 +31,8 @@ class Sigmoid(Function):
         # library's own where it has one (torch.sigmoid).
         return self.ops.sigmoid(x)
 
-    def backward(self, gy):
-        y = self.outputs[0]()
-        return gy * y * (1 - y)  # d sigmoid = y (1 - y)
-
-    def backward_data(self, gy):
-        y = self.outputs[0]()._data
-        g = y * -1  # then in place: (1 - y) * y * gy, one new array
+    def vjp(self, F, gy, y, x):
+        g = y * -1  # then in place: (1 - y) * y * gy, one new array; d sigmoid = y (1 - y)
         g += 1
         g *= y
         g *= gy
@@ -59,13 +54,8 @@ class ReLU(Function):
     def forward(self, x):
         return self.xp.maximum(x, 0)
 
-    def backward(self, gy):
-        (x,) = self.inputs
-        mask = self.xp.astype(x.data > 0, gy.dtype)
-        return gy * wrap_array(mask, self.backend)
-
-    def backward_data(self, gy):
-        return self.xp.where(self.inputs[0]._data > 0, gy, 0.0)
+    def vjp(self, F, gy, y, x):
+        return F.where(F.raw(x) > 0, gy, 0.0)  # exactly 0 where x <= 0, whatever gy is
 
 
 def relu(x):
@@ -80,11 +70,10 @@ class LeakyReLU(Function):
     def forward(self, x):
         return self.xp.where(x > 0, x, x * self.slope)
 
-    def backward(self, gy):
-        (x,) = self.inputs
-        positive = self.xp.astype(x.data > 0, gy.dtype)
+    def vjp(self, F, gy, y, x):
+        positive = self.xp.astype(F.raw(x) > 0, gy.dtype)
         factor = positive * (1 - self.slope) + self.slope  # 1 where x > 0, else slope
-        return gy * wrap_array(factor, self.backend)
+        return gy * F.const(factor)
 
 
 def leaky_relu(x, slope=0.2):
@@ -101,15 +90,9 @@ class Softmax(Function):
         e = xp.exp(x - xp.max(x, axis=self.axis, keepdims=True))  # shifted: exp never overflows
         return e / xp.sum(e, axis=self.axis, keepdims=True)
 
-    def backward(self, gy):
-        y = self.outputs[0]()
+    def vjp(self, F, gy, y, x):
         gx = y * gy
-        return gx - y * _sum(gx, axis=self.axis, keepdims=True)  # y * (gy - <y, gy>)
-
-    def backward_data(self, gy):
-        y = self.outputs[0]()._data
-        gx = y * gy
-        return gx - y * self.xp.sum(gx, axis=self.axis, keepdims=True)
+        return gx - y * F.sum(gx, axis=self.axis, keepdims=True)  # y * (gy - <y, gy>)
 
 
 def softmax(x, axis=1):
@@ -135,14 +118,8 @@ class LogSoftmax(Function):
         log_z = xp.log(xp.sum(xp.exp(shifted), axis=self.axis, keepdims=True))
         return shifted - log_z  # x - logsumexp(x)
 
-    def backward(self, gy):
-        y = self.outputs[0]()
-        return gy - exp(y) * _sum(gy, axis=self.axis, keepdims=True)  # gy - softmax * sum(gy)
-
-    def backward_data(self, gy):
-        xp = self.xp
-        y = self.outputs[0]()._data
-        return gy - xp.exp(y) * xp.sum(gy, axis=self.axis, keepdims=True)
+    def vjp(self, F, gy, y, x):
+        return gy - F.exp(y) * F.sum(gy, axis=self.axis, keepdims=True)  # gy - softmax sum(gy)
 
 
 def log_softmax(x, axis=1):

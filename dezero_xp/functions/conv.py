@@ -1,4 +1,4 @@
-"""Convolution family: conv2d, deconv2d, max/average pooling and the im2col/col2im pair.
+"""Convolution family: conv2d, deconv2d, the im2col/col2im pair and the book's conv2d_simple.
 
 Layout is NCHW. ``conv2d`` takes ``W`` of shape (out_channels, in_channels, KH, KW) and
 ``deconv2d`` (its transpose) ``W`` of shape (in_channels, out_channels, KH, KW), as DeZero.
@@ -7,35 +7,20 @@ loop elsewhere) and one batched matmul; backward passes are built from these sam
 differentiable ops (the gradient of conv2d with respect to ``x`` is deconv2d, and so on), so
 derivatives of any order work.
 
-Max pooling pads with -inf (as Chainer and PyTorch do, so the padding is never the maximum);
-average pooling pads with zeros and divides by KH*KW. ``conv2d_simple`` and ``pooling_simple``
-are the book's compositions of ``im2col`` with matmul/max (their padding is zeros).
+Pooling lives in ``dezero_xp.functions.pooling``. ``conv2d_simple`` is the book's composition
+of ``im2col`` with matmul (zero padding).
 
-May import: dezero_xp._config, dezero_xp.core, dezero_xp._shape and the other families of
-dezero_xp.functions.
+May import: dezero_xp.core, dezero_xp._shape and the other families of dezero_xp.functions.
 """
 
 from __future__ import annotations
 
-import math
-
-from dezero_xp._config import Config
 from dezero_xp._shape import get_conv_outsize, get_deconv_outsize, pair
-from dezero_xp.core import Function, as_variable, needs_grad, run_forward
-from dezero_xp.functions import reduce as _reduce
+from dezero_xp.core import Function, as_variable
 from dezero_xp.functions.linalg import matmul
-from dezero_xp.functions.shape import broadcast_to, reshape, transpose
+from dezero_xp.functions.shape import reshape, transpose
 
-__all__ = [
-    "average_pooling",
-    "col2im",
-    "conv2d",
-    "conv2d_simple",
-    "deconv2d",
-    "im2col",
-    "pooling",
-    "pooling_simple",
-]
+__all__ = ["col2im", "conv2d", "conv2d_simple", "deconv2d", "im2col"]
 
 
 # --------------------------------------------------------------------------- shape checks
@@ -117,24 +102,16 @@ class Conv2d(Function):
             y = y + xp.reshape(b, (1, out_channels, 1))
         return xp.reshape(y, (n, out_channels, oh, ow))
 
-    def backward(self, gy):
-        x, W = self.inputs[:2]
-        gx = deconv2d(gy, W, stride=self.stride, pad=self.pad, outsize=x.shape[2:])
-        gW = Conv2DGradW(W.shape[2:], self.stride, self.pad)(x, gy)
-        if len(self.inputs) == 2:
+    def vjp(self, F, gy, y, x, W, b=None):
+        inputs = self.inputs
+        gx = gW = None  # images passed as a plain array need no gradient: no deconvolution
+        if inputs[0].requires_grad:
+            gx = F.apply(Deconv2d(self.stride, self.pad, tuple(x.shape[2:])), gy, W)
+        if inputs[1].requires_grad:
+            gW = F.apply(Conv2DGradW(W.shape[2:], self.stride, self.pad), x, gy)
+        if b is None:
             return gx, gW
-        return gx, gW, _reduce.sum(gy, axis=(0, 2, 3))
-
-    def backward_data(self, gy):
-        x, W = self.inputs[0]._data, self.inputs[1]._data
-        gx = None  # images passed as a plain array need no gradient: skip the deconvolution
-        if needs_grad(self.inputs[0]):
-            deconv = Deconv2d(self.stride, self.pad, tuple(x.shape[2:]))
-            gx = run_forward(deconv, self.backend, gy, W)
-        gW = run_forward(Conv2DGradW(W.shape[2:], self.stride, self.pad), self.backend, x, gy)
-        if len(self.inputs) == 2:
-            return gx, gW
-        return gx, gW, self.xp.sum(gy, axis=(0, 2, 3))
+        return gx, gW, F.sum(gy, axis=(0, 2, 3))
 
 
 def conv2d(x, W, b=None, stride=1, pad=0):
@@ -203,21 +180,16 @@ class Deconv2d(Function):
             )
         return outsize
 
-    def backward(self, gy):
-        x, W = self.inputs[:2]
-        gx = conv2d(gy, W, stride=self.stride, pad=self.pad)
-        gW = Conv2DGradW(W.shape[2:], self.stride, self.pad)(gy, x)
-        if len(self.inputs) == 2:
+    def vjp(self, F, gy, y, x, W, b=None):
+        inputs = self.inputs
+        gx = gW = None  # the same skip as conv2d's for inputs without gradient
+        if inputs[0].requires_grad:
+            gx = F.apply(Conv2d(self.stride, self.pad), gy, W)
+        if inputs[1].requires_grad:
+            gW = F.apply(Conv2DGradW(W.shape[2:], self.stride, self.pad), gy, x)
+        if b is None:
             return gx, gW
-        return gx, gW, _reduce.sum(gy, axis=(0, 2, 3))
-
-    def backward_data(self, gy):
-        x, W = self.inputs[0]._data, self.inputs[1]._data
-        gx = run_forward(Conv2d(self.stride, self.pad), self.backend, gy, W)
-        gW = run_forward(Conv2DGradW(W.shape[2:], self.stride, self.pad), self.backend, gy, x)
-        if len(self.inputs) == 2:
-            return gx, gW
-        return gx, gW, self.xp.sum(gy, axis=(0, 2, 3))
+        return gx, gW, F.sum(gy, axis=(0, 2, 3))
 
 
 def deconv2d(x, W, b=None, stride=1, pad=0, outsize=None):
@@ -252,153 +224,14 @@ class Conv2DGradW(Function):
         gW = xp.sum(xp.matmul(gy, xp.matrix_transpose(col)), axis=0)
         return xp.reshape(gW, (out_channels, x.shape[1]) + self.kernel_size)
 
-    def backward(self, ggW):
-        x, gy = self.inputs
-        gx = deconv2d(gy, ggW, stride=self.stride, pad=self.pad, outsize=x.shape[2:])
-        ggy = conv2d(x, ggW, stride=self.stride, pad=self.pad)
+    def vjp(self, F, ggW, y, x, gy):
+        inputs = self.inputs
+        gx = ggy = None
+        if inputs[0].requires_grad:
+            gx = F.apply(Deconv2d(self.stride, self.pad, tuple(x.shape[2:])), gy, ggW)
+        if inputs[1].requires_grad:
+            ggy = F.apply(Conv2d(self.stride, self.pad), x, ggW)
         return gx, ggy
-
-
-# --------------------------------------------------------------------------- max pooling
-
-
-class Pooling(Function):
-    """Max pooling; remembers where each maximum was (the first one on ties, as argmax)."""
-
-    def __init__(self, kernel_size, stride=1, pad=0):
-        self.kernel_size = pair(kernel_size)
-        self.stride = pair(stride)
-        self.pad = pair(pad)
-        self.input_shape = None
-        self.mask = None  # one-hot (N, C, KH*KW, OH, OW) bool: the maximum of each window
-
-    def forward(self, x):
-        xp = self.xp
-        _check_image(None, "x", x.shape)
-        _output_size(None, x.shape[2:], self.kernel_size, self.stride, self.pad)
-        if any(2 * p > k for p, k in zip(self.pad, self.kernel_size)):
-            raise ValueError(
-                f"pad {self.pad} must be at most half the kernel size "
-                f"{self.kernel_size}, else some windows hold only padding"
-            )
-        self.input_shape = tuple(x.shape)
-        if xp.isdtype(x.dtype, "real floating"):
-            lowest = -math.inf
-        else:
-            lowest = int(xp.iinfo(x.dtype).min)
-        col = self.ops.im2col(x, self.kernel_size, self.stride, self.pad, pad_value=lowest)
-        n, c, kh, kw, oh, ow = col.shape
-        col = xp.reshape(col, (n, c, kh * kw, oh, ow))
-        y = xp.max(col, axis=2)
-        if Config.enable_backprop:  # no graph, no backward: skip the mask under no_grad
-            # Equality with the max plus a first-hit pass: the same one-hot as argmax gives,
-            # several times faster on NumPy (whose argmax over a short inner axis is slow).
-            self.mask = _first_true_along_window(xp, col == xp.reshape(y, (n, c, 1, oh, ow)))
-        return y
-
-    def selection_mask(self, dtype):
-        """The one-hot (N, C, KH*KW, OH, OW) of the maxima as ``dtype``."""
-        return self.xp.astype(self.mask, dtype)
-
-    def backward(self, gy):
-        return Pooling2DGrad(self)(gy)
-
-    def backward_data(self, gy):
-        return run_forward(Pooling2DGrad(self), self.backend, gy)
-
-
-class Pooling2DGrad(Function):
-    """Backward of max pooling: each output gradient goes back to where its maximum was."""
-
-    def __init__(self, mpool2d):
-        self.mpool2d = mpool2d
-
-    def forward(self, gy):
-        xp = self.xp
-        pool = self.mpool2d
-        n, c, oh, ow = gy.shape
-        kh, kw = pool.kernel_size
-        gcol = pool.selection_mask(gy.dtype) * xp.reshape(gy, (n, c, 1, oh, ow))
-        gcol = xp.reshape(gcol, (n, c, kh, kw, oh, ow))
-        return self.ops.col2im(gcol, pool.input_shape, pool.kernel_size, pool.stride, pool.pad)
-
-    def backward(self, ggx):
-        return Pooling2DWithIndexes(self.mpool2d)(ggx)
-
-
-class Pooling2DWithIndexes(Function):
-    """Picks, from each window of its input, the element at the recorded maximum's position."""
-
-    def __init__(self, mpool2d):
-        self.mpool2d = mpool2d
-
-    def forward(self, x):
-        xp = self.xp
-        pool = self.mpool2d
-        col = self.ops.im2col(x, pool.kernel_size, pool.stride, pool.pad)
-        n, c, kh, kw, oh, ow = col.shape
-        col = xp.reshape(col, (n, c, kh * kw, oh, ow))
-        return xp.sum(col * pool.selection_mask(x.dtype), axis=2)
-
-    def backward(self, gy):
-        return Pooling2DGrad(self.mpool2d)(gy)
-
-
-def _first_true_along_window(xp, hit):
-    """``hit`` (N, C, K, OH, OW) with only the first True of each window kept (K slices)."""
-    if hit.shape[2] == 1:
-        return hit
-    seen = hit[:, :, 0, :, :]
-    firsts = [seen]
-    for k in range(1, hit.shape[2]):
-        current = hit[:, :, k, :, :]
-        firsts.append(current & ~seen)
-        seen = seen | current
-    return xp.stack(firsts, axis=2)
-
-
-def pooling(x, kernel_size, stride=1, pad=0):
-    """2-D max pooling of ``x`` (N, C, H, W); DeZero's name (``max_pooling_2d`` in Chainer).
-
-    The border is padded with -inf, so padding never wins; ``pad`` may be at most half the
-    kernel size.
-    """
-    return Pooling(kernel_size, stride, pad)(x)
-
-
-# --------------------------------------------------------------------------- average pooling
-
-
-class AveragePooling(Function):
-    """Average pooling; padding counts as zeros in the mean (divisor is always KH*KW)."""
-
-    def __init__(self, kernel_size, stride=1, pad=0):
-        self.kernel_size = pair(kernel_size)
-        self.stride = pair(stride)
-        self.pad = pair(pad)
-        self.input_shape = None
-
-    def forward(self, x):
-        _check_image(None, "x", x.shape)
-        _output_size(None, x.shape[2:], self.kernel_size, self.stride, self.pad)
-        self.input_shape = tuple(x.shape)
-        col = self.ops.im2col(x, self.kernel_size, self.stride, self.pad)
-        return self.xp.mean(col, axis=(2, 3))
-
-    def backward(self, gy):
-        # d mean / dx: every window spreads gy / (KH*KW) back over its pixels (col2im).
-        kh, kw = self.kernel_size
-        n, c, oh, ow = gy.shape
-        gcol = reshape(gy * (1.0 / (kh * kw)), (n, c, 1, 1, oh, ow))
-        gcol = broadcast_to(gcol, (n, c, kh, kw, oh, ow))
-        return col2im(
-            gcol, self.input_shape, self.kernel_size, self.stride, self.pad, to_matrix=False
-        )
-
-
-def average_pooling(x, kernel_size, stride=1, pad=0):
-    """2-D average pooling of ``x`` (N, C, H, W); zero padding is included in each mean."""
-    return AveragePooling(kernel_size, stride, pad)(x)
 
 
 # --------------------------------------------------------------------------- im2col / col2im
@@ -427,8 +260,9 @@ class Im2col(Function):
             return xp.reshape(col, (n * oh * ow, c * kh * kw), copy=True)
         return xp.asarray(col, copy=True)
 
-    def backward(self, gy):
-        return col2im(gy, self.input_shape, self.kernel_size, self.stride, self.pad, self.to_matrix)
+    def vjp(self, F, gy, y, x):
+        adjoint = Col2im(self.input_shape, self.kernel_size, self.stride, self.pad, self.to_matrix)
+        return F.apply(adjoint, gy)
 
 
 def im2col(x, kernel_size, stride=1, pad=0, to_matrix=True):
@@ -470,8 +304,8 @@ class Col2im(Function):
             col = xp.permute_dims(xp.reshape(col, (n, oh, ow, c, kh, kw)), (0, 3, 4, 5, 1, 2))
         return self.ops.col2im(col, self.input_shape, self.kernel_size, self.stride, self.pad)
 
-    def backward(self, gy):
-        return im2col(gy, self.kernel_size, self.stride, self.pad, self.to_matrix)
+    def vjp(self, F, gy, y, col):
+        return F.apply(Im2col(self.kernel_size, self.stride, self.pad, self.to_matrix), gy)
 
 
 def col2im(x, input_shape, kernel_size, stride=1, pad=0, to_matrix=True):
@@ -500,15 +334,3 @@ def conv2d_simple(x, W, b=None, stride=1, pad=0):
     if b is not None:
         t = t + b
     return transpose(reshape(t, (n, oh, ow, out_channels)), (0, 3, 1, 2))
-
-
-def pooling_simple(x, kernel_size, stride=1, pad=0):
-    """Max pooling as the book first writes it: ``im2col`` + max (padding counts as 0)."""
-    x = as_variable(x)
-    _check_image("pooling_simple", "x", x.shape)
-    n, c, h, w = x.shape
-    kh, kw = pair(kernel_size)
-    oh, ow = _output_size("pooling_simple", (h, w), (kh, kw), pair(stride), pair(pad))
-    col = im2col(x, (kh, kw), stride, pad, to_matrix=True)
-    y = _reduce.max(reshape(col, (-1, kh * kw)), axis=1)
-    return transpose(reshape(y, (n, oh, ow, c)), (0, 3, 1, 2))

@@ -1,17 +1,20 @@
 """Elementwise ops: arithmetic (add, sub, mul, div, neg, pow), exp, log, sin, cos, tanh, sqrt,
-abs, square, clip, maximum, minimum.
+abs, square, clip, maximum, minimum, where.
 
-Binary ops broadcast like NumPy and undo it in backward with ``sum_to`` in one place
-(``_BinaryFunction._unbroadcast``). Python scalars meet arrays in the array's dtype
-(``Function.__call__`` converts them).
+Binary ops broadcast like NumPy; the engine undoes the broadcast of every ``broadcasting`` op
+in one place. Python scalars meet arrays in the array's dtype (``Function.__call__``
+converts them). Each op writes its derivative once, as ``vjp`` against the namespace ``F``
+(see ``Function``); augmented assignments (``g *= gy``) there are in place on the arrays a rule
+made itself and rebind on Variables, so one rule serves both kinds of pass.
 
-May import: dezero_xp.core and dezero_xp.functions.shape.
+May import: dezero_xp.core.
 """
 
 from __future__ import annotations
 
-from dezero_xp.core import Function, wrap_array
-from dezero_xp.functions.shape import sum_to, sum_to_data
+import operator
+
+from dezero_xp.core import Function
 
 __all__ = [
     "abs",
@@ -34,61 +37,23 @@ __all__ = [
     "square",
     "sub",
     "tanh",
+    "where",
 ]
 
 
-def _check_broadcastable(shape0, shape1):
-    """Raise a ValueError naming both shapes unless they broadcast together.
-
-    Checked here because libraries disagree on the error (torch raises a RuntimeError that
-    would not name the op); ``Function.__call__`` adds the op's name and inputs to it.
-    """
-    for a, b in zip(reversed(shape0), reversed(shape1)):
-        if a != b and a != 1 and b != 1:
-            raise ValueError(
-                f"operands of shapes {tuple(shape0)} and {tuple(shape1)} do not broadcast together"
-            )
-
-
-_SAME_SHAPE = None  # class default of x0_shape/x1_shape: the two inputs have equal shapes
-
-
 class _BinaryFunction(Function):
-    """Two broadcasting inputs; remembers their shapes to undo broadcasting in backward."""
+    """Two inputs that broadcast together. The engine sums their gradients back to their
+    shapes (``broadcasting``), so a rule returns gradients of the output's shape."""
 
-    # Input shapes for the backward (unbroadcast). Equal shapes are the common case and need
-    # no bookkeeping: the class attributes below say "same shape".
-    x0_shape = x1_shape = _SAME_SHAPE
-
-    def _remember_shapes(self, x0, x1):
-        """Called by forward when the shapes differ (equal shapes need no bookkeeping)."""
-        _check_broadcastable(x0.shape, x1.shape)
-        self.x0_shape = x0.shape
-        self.x1_shape = x1.shape
-
-    def _unbroadcast(self, gx0, gx1):
-        if self.x0_shape != self.x1_shape:
-            gx0 = sum_to(gx0, self.x0_shape)
-            gx1 = sum_to(gx1, self.x1_shape)
-        return gx0, gx1
-
-    def _unbroadcast_data(self, gx0, gx1):
-        if self.x0_shape is _SAME_SHAPE:
-            return gx0, gx1
-        return sum_to_data(self.xp, gx0, self.x0_shape), sum_to_data(self.xp, gx1, self.x1_shape)
+    broadcasting = True
 
 
 class Add(_BinaryFunction):
     def forward(self, x0, x1):
-        if x0.shape != x1.shape:
-            self._remember_shapes(x0, x1)
         return x0 + x1
 
-    def backward(self, gy):
-        return self._unbroadcast(gy, gy)
-
-    def backward_data(self, gy):
-        return self._unbroadcast_data(gy, gy)
+    def vjp(self, F, gy, y, x0, x1):
+        return (gy, gy)
 
 
 def add(x0, x1):
@@ -98,15 +63,10 @@ def add(x0, x1):
 
 class Sub(_BinaryFunction):
     def forward(self, x0, x1):
-        if x0.shape != x1.shape:
-            self._remember_shapes(x0, x1)
         return x0 - x1
 
-    def backward(self, gy):
-        return self._unbroadcast(gy, -gy)
-
-    def backward_data(self, gy):
-        return self._unbroadcast_data(gy, -gy)
+    def vjp(self, F, gy, y, x0, x1):
+        return (gy, -gy if self.inputs[1].requires_grad else None)
 
 
 def sub(x0, x1):
@@ -121,17 +81,14 @@ def rsub(x0, x1):
 
 class Mul(_BinaryFunction):
     def forward(self, x0, x1):
-        if x0.shape != x1.shape:
-            self._remember_shapes(x0, x1)
         return x0 * x1
 
-    def backward(self, gy):
-        x0, x1 = self.inputs
-        return self._unbroadcast(gy * x1, gy * x0)
-
-    def backward_data(self, gy):
-        x0, x1 = self.inputs
-        return self._unbroadcast_data(gy * x1._data, gy * x0._data)
+    def vjp(self, F, gy, y, x0, x1):
+        inputs = self.inputs
+        return (
+            gy * x1 if inputs[0].requires_grad else None,
+            gy * x0 if inputs[1].requires_grad else None,
+        )
 
 
 def mul(x0, x1):
@@ -141,20 +98,12 @@ def mul(x0, x1):
 
 class Div(_BinaryFunction):
     def forward(self, x0, x1):
-        if x0.shape != x1.shape:
-            self._remember_shapes(x0, x1)
         return x0 / x1
 
-    def backward(self, gy):
-        x0, x1 = self.inputs
+    def vjp(self, F, gy, y, x0, x1):
         gx0 = gy / x1
-        gx1 = gy * (-x0 / x1**2)  # d(x0/x1)/dx1 = -x0 / x1^2
-        return self._unbroadcast(gx0, gx1)
-
-    def backward_data(self, gy):
-        x0, x1 = self.inputs
-        gx0 = gy / x1._data
-        return self._unbroadcast_data(gx0, -gx0 * (x0._data / x1._data))
+        gx1 = -gx0 * (x0 / x1) if self.inputs[1].requires_grad else None  # d/dx1 = -x0 / x1^2
+        return (gx0, gx1)
 
 
 def div(x0, x1):
@@ -171,10 +120,7 @@ class Neg(Function):
     def forward(self, x):
         return -x
 
-    def backward(self, gy):
-        return -gy
-
-    def backward_data(self, gy):
+    def vjp(self, F, gy, y, x):
         return -gy
 
 
@@ -192,15 +138,9 @@ class PowConst(Function):
     def forward(self, x):
         return x**self.c
 
-    def backward(self, gy):
-        (x,) = self.inputs
-        c = self.c
-        return gy * (c * x ** (c - 1))
-
-    def backward_data(self, gy):
+    def vjp(self, F, gy, y, x):
         # One new array, then in-place updates of it (it is ours alone): less memory traffic.
         c = self.c
-        x = self.inputs[0]._data
         if c == 2:
             g = x * 2
         else:
@@ -217,16 +157,12 @@ class PowVar(_BinaryFunction):
     """``x0 ** x1`` where the exponent is itself an array or Variable."""
 
     def forward(self, x0, x1):
-        if x0.shape != x1.shape:
-            self._remember_shapes(x0, x1)
         return x0**x1
 
-    def backward(self, gy):
-        x0, x1 = self.inputs
-        y = self.outputs[0]()
+    def vjp(self, F, gy, y, x0, x1):
         gx0 = gy * x1 * x0 ** (x1 - 1)
-        gx1 = gy * y * log(x0)  # d(a^b)/db = a^b ln a
-        return self._unbroadcast(gx0, gx1)
+        gx1 = gy * y * F.log(x0) if self.inputs[1].requires_grad else None  # d a^b/db = a^b ln a
+        return (gx0, gx1)
 
 
 def pow(x, c):  # noqa: A001 - DeZero's public name
@@ -245,11 +181,8 @@ class Exp(Function):
     def forward(self, x):
         return self.xp.exp(x)
 
-    def backward(self, gy):
-        return gy * self.outputs[0]()
-
-    def backward_data(self, gy):
-        return gy * self.outputs[0]()._data
+    def vjp(self, F, gy, y, x):
+        return gy * y
 
 
 def exp(x):
@@ -261,12 +194,8 @@ class Log(Function):
     def forward(self, x):
         return self.xp.log(x)
 
-    def backward(self, gy):
-        (x,) = self.inputs
+    def vjp(self, F, gy, y, x):
         return gy / x
-
-    def backward_data(self, gy):
-        return gy / self.inputs[0]._data
 
 
 def log(x):
@@ -278,12 +207,8 @@ class Sin(Function):
     def forward(self, x):
         return self.xp.sin(x)
 
-    def backward(self, gy):
-        (x,) = self.inputs
-        return gy * cos(x)
-
-    def backward_data(self, gy):
-        g = self.xp.cos(self.inputs[0]._data)
+    def vjp(self, F, gy, y, x):
+        g = F.cos(x)
         g *= gy
         return g
 
@@ -297,12 +222,8 @@ class Cos(Function):
     def forward(self, x):
         return self.xp.cos(x)
 
-    def backward(self, gy):
-        (x,) = self.inputs
-        return gy * -sin(x)
-
-    def backward_data(self, gy):
-        g = self.xp.sin(self.inputs[0]._data)
+    def vjp(self, F, gy, y, x):
+        g = F.sin(x)
         g *= -1
         g *= gy
         return g
@@ -317,13 +238,8 @@ class Tanh(Function):
     def forward(self, x):
         return self.xp.tanh(x)
 
-    def backward(self, gy):
-        y = self.outputs[0]()
-        return gy * (1 - y * y)  # d tanh = 1 - y^2
-
-    def backward_data(self, gy):
-        y = self.outputs[0]()._data
-        g = y * y  # then in place: 1 - y^2, times gy (same rounding as the Variable path)
+    def vjp(self, F, gy, y, x):
+        g = y * y  # then in place: (1 - y^2) * gy, d tanh = 1 - y^2
         g *= -1
         g += 1
         g *= gy
@@ -339,13 +255,9 @@ class Sqrt(Function):
     def forward(self, x):
         return self.xp.sqrt(x)
 
-    def backward(self, gy):
-        y = self.outputs[0]()
-        return gy / (2 * y)  # d sqrt(x) = 1 / (2 sqrt(x))
-
-    def backward_data(self, gy):
-        g = gy / self.outputs[0]()._data
-        g *= 0.5  # exact: the same value as gy / (2 y)
+    def vjp(self, F, gy, y, x):
+        g = gy / y  # d sqrt(x) = 1 / (2 sqrt(x)); halving is exact
+        g *= 0.5
         return g
 
 
@@ -358,12 +270,8 @@ class Square(Function):
     def forward(self, x):
         return x * x
 
-    def backward(self, gy):
-        (x,) = self.inputs
-        return gy * (2 * x)
-
-    def backward_data(self, gy):
-        g = self.inputs[0]._data * 2
+    def vjp(self, F, gy, y, x):
+        g = x * 2
         g *= gy
         return g
 
@@ -377,9 +285,8 @@ class Abs(Function):
     def forward(self, x):
         return self.xp.abs(x)
 
-    def backward(self, gy):
-        (x,) = self.inputs
-        return gy * wrap_array(self.xp.sign(x.data), self.backend)  # sign(0) = 0
+    def vjp(self, F, gy, y, x):
+        return gy * F.const(self.xp.sign(F.raw(x)))  # sign(0) = 0
 
 
 def abs(x):  # noqa: A001 - mirrors the array API name
@@ -395,16 +302,15 @@ class Clip(Function):
     def forward(self, x):
         return self.xp.clip(x, self.x_min, self.x_max)
 
-    def backward(self, gy):
-        (x,) = self.inputs
+    def vjp(self, F, gy, y, x):
         xp = self.xp
-        data = x.data
+        data = F.raw(x)
         inside = xp.ones_like(data, dtype=xp.bool)
         if self.x_min is not None:
             inside = inside & (data >= self.x_min)
         if self.x_max is not None:
             inside = inside & (data <= self.x_max)
-        return gy * wrap_array(xp.astype(inside, gy.dtype), self.backend)
+        return F.where(inside, gy, 0.0)  # exactly 0 outside, whatever gy is
 
 
 def clip(x, x_min, x_max):
@@ -412,43 +318,32 @@ def clip(x, x_min, x_max):
     return Clip(x_min, x_max)(x)
 
 
-class _Extremum(_BinaryFunction):
+class _ElementwiseExtremum(_BinaryFunction):
     """maximum/minimum: the gradient goes to the chosen input, split evenly on ties."""
 
     pick_first = None  # set by subclasses: the comparison that makes x0 the winner
 
-    def backward(self, gy):
-        x0, x1 = self.inputs
+    def vjp(self, F, gy, y, x0, x1):
         xp = self.xp
-        a, b = x0.data, x1.data
+        a, b = F.raw(x0), F.raw(x1)
         wins = xp.astype(self.pick_first(a, b), gy.dtype)
         ties = xp.astype(a == b, gy.dtype)
         m0 = wins + ties * 0.5
         m1 = (1 - wins - ties) + ties * 0.5
-        gx0 = gy * wrap_array(xp.broadcast_to(m0, gy.shape), self.backend)
-        gx1 = gy * wrap_array(xp.broadcast_to(m1, gy.shape), self.backend)
-        return self._unbroadcast(gx0, gx1)
+        return gy * F.const(m0), gy * F.const(m1)
 
 
-class Maximum(_Extremum):
-    @staticmethod
-    def pick_first(a, b):
-        return a > b
+class Maximum(_ElementwiseExtremum):
+    pick_first = staticmethod(operator.gt)
 
     def forward(self, x0, x1):
-        if x0.shape != x1.shape:
-            self._remember_shapes(x0, x1)
         return self.xp.maximum(x0, x1)
 
 
-class Minimum(_Extremum):
-    @staticmethod
-    def pick_first(a, b):
-        return a < b
+class Minimum(_ElementwiseExtremum):
+    pick_first = staticmethod(operator.lt)
 
     def forward(self, x0, x1):
-        if x0.shape != x1.shape:
-            self._remember_shapes(x0, x1)
         return self.xp.minimum(x0, x1)
 
 
@@ -460,3 +355,28 @@ def maximum(x0, x1):
 def minimum(x0, x1):
     """Elementwise minimum with broadcasting."""
     return Minimum()(x0, x1)
+
+
+class Where(Function):
+    """``x0`` where ``condition`` holds, else ``x1`` (broadcasting); the condition is a
+    non-differentiable input. Inputs are ordered ``(x0, x1, condition)``."""
+
+    broadcasting = True
+
+    def forward(self, x0, x1, condition):
+        return self.xp.where(condition, x0, x1)
+
+    def vjp(self, F, gy, y, x0, x1, condition):
+        cond = F.raw(condition)
+        gx0 = F.where(cond, gy, 0.0) if self.inputs[0].requires_grad else None
+        gx1 = F.where(cond, 0.0, gy) if self.inputs[1].requires_grad else None
+        return gx0, gx1, None
+
+
+def where(condition, x0, x1):
+    """``x0`` where ``condition`` (a boolean array or Variable) is true, else ``x1``.
+
+    ``x0``/``x1`` may be Variables, arrays or Python scalars; the gradient flows to each where it
+    was chosen, and is exactly 0 elsewhere (even for an infinite upstream gradient).
+    """
+    return Where()(x0, x1, condition)

@@ -5,8 +5,8 @@ May import: dezero_xp.core and the shape family.
 
 from __future__ import annotations
 
-from dezero_xp.core import Function, as_variable, needs_grad
-from dezero_xp.functions.shape import matrix_transpose, reshape, sum_to, sum_to_data
+from dezero_xp.core import Function, as_variable
+from dezero_xp.functions.shape import reshape
 
 __all__ = ["dot", "matmul"]
 
@@ -17,24 +17,12 @@ class MatMul(Function):
     def forward(self, x, W):
         return self.xp.matmul(x, W)
 
-    def backward(self, gy):
-        x, W = self.inputs
-        gx = matmul(gy, matrix_transpose(W))
-        gW = matmul(matrix_transpose(x), gy)
-        if gx.shape != x.shape:
-            gx = sum_to(gx, x.shape)
-        if gW.shape != W.shape:
-            gW = sum_to(gW, W.shape)
-        return gx, gW
-
-    def backward_data(self, gy):
-        xp = self.xp
-        x, W = self.inputs[0]._data, self.inputs[1]._data
-        gx = gW = None  # inputs given as plain arrays need no gradient
-        if needs_grad(self.inputs[0]):
-            gx = sum_to_data(xp, xp.matmul(gy, xp.matrix_transpose(W)), x.shape)
-        if needs_grad(self.inputs[1]):
-            gW = sum_to_data(xp, xp.matmul(xp.matrix_transpose(x), gy), W.shape)
+    def vjp(self, F, gy, y, x, W):
+        gx = gW = None  # inputs that need no gradient (plain arrays) cost nothing
+        if self.inputs[0].requires_grad:
+            gx = F.sum_to(F.matmul(gy, F.matrix_transpose(W)), x.shape)
+        if self.inputs[1].requires_grad:
+            gW = F.sum_to(F.matmul(F.matrix_transpose(x), gy), W.shape)
         return gx, gW
 
 

@@ -2,8 +2,8 @@
 binary_cross_entropy (each with DeZero's textbook ``*_simple`` variant where DeZero has one) and
 accuracy.
 
-The fused losses compute their forward stably (log-sum-exp, softplus) and their backward in one
-step with Variables, so double backward works. Integer labels become a one-hot mask built with
+The fused losses compute their forward stably (log-sum-exp, softplus) and write their derivative
+once (``vjp``), so double backward works. Integer labels become a one-hot mask built with
 standard ops (``t[:, None] == arange(C)``), which runs on every backend. Losses are averaged over
 the first axis (the batch), as in DeZero.
 
@@ -15,13 +15,12 @@ from __future__ import annotations
 import math
 from itertools import zip_longest
 
-from dezero_xp._config import Config
 from dezero_xp.backend import DeviceMismatchError, backend_of
 from dezero_xp.core import Function, Variable, as_variable, wrap_array
-from dezero_xp.functions.activation import sigmoid, softmax
+from dezero_xp.functions.activation import softmax
 from dezero_xp.functions.elementwise import clip, log
 from dezero_xp.functions.reduce import sum as _sum
-from dezero_xp.functions.shape import get_item, reshape, sum_to, sum_to_data
+from dezero_xp.functions.shape import get_item, reshape
 
 __all__ = [
     "accuracy",
@@ -56,30 +55,17 @@ def _check_same_shape(name, shape0, shape1):
 
 
 class MeanSquaredError(Function):
+    broadcasting = True  # one operand may broadcast to the other's shape
+
     def forward(self, x0, x1):
         _check_same_shape("mean_squared_error", x0.shape, x1.shape)
-        self.x0_shape, self.x1_shape = tuple(x0.shape), tuple(x1.shape)
         diff = x0 - x1
         self.count = _batch_size(diff.shape)
         return self.xp.sum(diff * diff) / self.count
 
-    def backward(self, gy):
-        x0, x1 = self.inputs
-        diff = x0 - x1
-        gx0 = gy * diff * (2.0 / self.count)  # d/dx0 sum(diff^2)/N = 2 diff / N
-        gx1 = -gx0
-        if self.x0_shape != self.x1_shape:
-            gx0, gx1 = sum_to(gx0, self.x0_shape), sum_to(gx1, self.x1_shape)
-        return gx0, gx1
-
-    def backward_data(self, gy):
-        x0, x1 = self.inputs[0]._data, self.inputs[1]._data
-        gx0 = gy * (x0 - x1) * (2.0 / self.count)
-        gx1 = -gx0
-        if self.x0_shape != self.x1_shape:
-            gx0 = sum_to_data(self.xp, gx0, self.x0_shape)
-            gx1 = sum_to_data(self.xp, gx1, self.x1_shape)
-        return gx0, gx1
+    def vjp(self, F, gy, y, x0, x1):
+        gx0 = gy * (x0 - x1) * (2.0 / self.count)  # d/dx0 sum(diff^2)/N = 2 diff / N
+        return gx0, -gx0 if self.inputs[1].requires_grad else None
 
 
 def mean_squared_error(x0, x1):
@@ -128,6 +114,9 @@ def _check_class_labels(name, x, t):
 
 
 class SoftmaxCrossEntropy(Function):
+    op_name = "softmax_cross_entropy"
+    input_names = ("x", "t")
+
     def forward(self, x, t):
         xp = self.xp
         t = _check_class_labels("softmax_cross_entropy", x, t)
@@ -149,20 +138,10 @@ class SoftmaxCrossEntropy(Function):
         self.probs = e / z  # softmax, reused by a first-order backward
         return -xp.sum(picked) / n
 
-    def backward(self, gy):
-        x, _ = self.inputs
-        xp = self.xp
-        if Config.enable_backprop:
-            probs = softmax(x)  # differentiable path, for double backward
-        else:
-            probs = wrap_array(self.probs, self.backend)
-        onehot = wrap_array(xp.astype(self.onehot, x.dtype), self.backend)
+    def vjp(self, F, gy, y, x, t):
+        probs = F.saved(self.probs, lambda: softmax(x))  # on Variables: differentiable again
+        onehot = F.const(self.xp.astype(self.onehot, self.probs.dtype))
         return (probs - onehot) * (gy * (1.0 / x.shape[0])), None  # (softmax - onehot) / N
-
-    def backward_data(self, gy):
-        xp = self.xp
-        probs = self.probs
-        return (probs - xp.astype(self.onehot, probs.dtype)) * (gy * (1.0 / probs.shape[0])), None
 
 
 def softmax_cross_entropy(x, t):
@@ -248,11 +227,10 @@ class SigmoidCrossEntropy(Function):
         loss = xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
         return xp.sum(loss) / self.count
 
-    def backward(self, gy):
-        x, t = self.inputs
+    def vjp(self, F, gy, y, x, t):
         scale = gy * (1.0 / self.count)
-        gx = (sigmoid(x) - t) * scale  # d/dx = (sigmoid(x) - t) / N
-        gt = -x * scale if self.target_grad else None
+        gx = (F.sigmoid(x) - t) * scale  # d/dx = (sigmoid(x) - t) / N
+        gt = -x * scale if self.target_grad and self.inputs[1].requires_grad else None
         return gx, gt
 
 

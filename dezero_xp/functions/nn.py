@@ -3,8 +3,10 @@
 ``dropout`` and ``batch_norm`` read ``Config.train`` (set by ``dezero_xp.test_mode()``):
 dropout is the identity in test mode, batch norm then uses its running statistics. Random
 masks come from the backend's kernel table (``self.ops.keep_mask``): NumPy's global generator on
-NumPy, as DeZero draws them, unless ``dezero_xp.seed`` was called. Every backward is written
-with Variables, so double backward works.
+NumPy, as DeZero draws them, unless ``dezero_xp.seed`` was called. Each op writes its
+derivative once (``vjp``), so double backward works. Non-differentiable arrays (ids, running
+statistics) are inputs without gradient, so the one device check of ``Function.__call__``
+covers them.
 
 May import: dezero_xp._config, dezero_xp.backend, dezero_xp.core, dezero_xp._shape and the other
 families of dezero_xp.functions.
@@ -15,11 +17,9 @@ from __future__ import annotations
 import math
 
 from dezero_xp._config import Config
-from dezero_xp.backend import DeviceMismatchError, backend_of, is_array
-from dezero_xp.core import Function, Variable, as_variable, needs_grad, wrap_array
+from dezero_xp.backend import is_array
+from dezero_xp.core import Function, Variable, as_variable
 from dezero_xp.functions.linalg import matmul
-from dezero_xp.functions.reduce import sum as _sum
-from dezero_xp.functions.shape import matrix_transpose, reshape, sum_to, sum_to_data
 
 __all__ = [
     "batch_norm",
@@ -48,30 +48,20 @@ class Linear(Function):
             y = y + b
         return y
 
-    def backward(self, gy):
-        x, W = self.inputs[0], self.inputs[1]
-        gx = matmul(gy, matrix_transpose(W))
-        # All leading axes of x are batch axes: fold them into one for dW = x^T gy.
-        x2 = reshape(x, (-1, W.shape[0]))
-        gy2 = reshape(gy, (-1, W.shape[1]))
-        gW = matmul(matrix_transpose(x2), gy2)
-        if len(self.inputs) == 2:
-            return gx, gW
-        return gx, gW, sum_to(gy, self.inputs[2].shape)
-
-    def backward_data(self, gy):
-        xp = self.xp
-        x, W = self.inputs[0]._data, self.inputs[1]._data
+    def vjp(self, F, gy, y, x, W, b=None):
+        inputs = self.inputs
         # A batch passed as a plain array has no observable gradient: skip that matmul.
-        gx = xp.matmul(gy, xp.matrix_transpose(W)) if needs_grad(self.inputs[0]) else None
-        if x.ndim == 2:
-            gW = xp.matmul(xp.matrix_transpose(x), gy)
-        else:
-            x2 = xp.reshape(x, (-1, W.shape[0]))
-            gW = xp.matmul(xp.matrix_transpose(x2), xp.reshape(gy, (-1, W.shape[1])))
-        if len(self.inputs) == 2:
+        gx = F.matmul(gy, F.matrix_transpose(W)) if inputs[0].requires_grad else None
+        gW = None
+        if inputs[1].requires_grad:
+            if x.ndim == 2:
+                gW = F.matmul(F.matrix_transpose(x), gy)
+            else:  # all leading axes of x are batch axes: fold them into one for x^T gy
+                x2 = F.reshape(x, (-1, W.shape[0]))
+                gW = F.matmul(F.matrix_transpose(x2), F.reshape(gy, (-1, W.shape[1])))
+        if b is None:
             return gx, gW
-        return gx, gW, sum_to_data(xp, gy, self.inputs[2]._data.shape)
+        return gx, gW, F.sum_to(gy, b.shape)
 
 
 def linear(x, W, b=None):
@@ -107,8 +97,8 @@ class Dropout(Function):
         self.mask = keep / scale
         return x * keep / scale
 
-    def backward(self, gy):
-        return gy * wrap_array(self.mask, self.backend)
+    def vjp(self, F, gy, y, x):
+        return gy * F.const(self.mask)
 
 
 def dropout(x, dropout_ratio=0.5):
@@ -146,24 +136,21 @@ class BatchNorm(Function):
 
     Training mode normalizes with the batch statistics and updates the running ``mean`` and
     ``var`` arrays in place (DeZero's unbiased ``m / (m - 1)`` correction for the variance);
-    test mode normalizes with the running statistics.
+    test mode normalizes with the running statistics. The running statistics are inputs without
+    gradient: ``BatchNorm(decay, eps)(x, gamma, beta, mean, var)``.
     """
 
-    def __init__(self, mean, var, decay, eps):
-        self.avg_mean = mean
-        self.avg_var = var
+    op_name = "batch_norm"
+    input_names = ("x", "gamma", "beta", "running mean", "running var")
+
+    def __init__(self, decay, eps):
         self.decay = decay
         self.eps = eps
         self.train = Config.train
 
-    def forward(self, x, gamma, beta):
+    def forward(self, x, gamma, beta, mean, var):
         xp = self.xp
-        for label, array in (("mean", self.avg_mean), ("var", self.avg_var)):
-            if backend_of(array) is not self.backend:
-                raise DeviceMismatchError(
-                    f"batch_norm: running {label} is on {backend_of(array)} but x is on "
-                    f"{self.backend}; move the running statistics with x (e.g. layer.to(...))"
-                )
+        self.avg_mean, self.avg_var = mean, var
         params = (("gamma", gamma), ("beta", beta), ("mean", self.avg_mean), ("var", self.avg_var))
         self.axes, self.param_shape = _bn_layout("batch_norm", x.shape, params)
         self.count = math.prod(x.shape[i] for i in self.axes)  # elements per channel
@@ -197,33 +184,29 @@ class BatchNorm(Function):
         self.avg_var *= self.decay
         self.avg_var += (1 - self.decay) * adjust * batch_var
 
-    def _normalized(self, x):
-        """``(x_hat, inv_std)`` as Variables: constants, or functions of ``x`` when the backward
-        itself is being differentiated (create_graph)."""
-        if not Config.enable_backprop:
-            return wrap_array(self.x_hat, self.backend), wrap_array(self.inv_std, self.backend)
+    def _normalized(self, F, x):
+        """``(x_hat, inv_std)`` rebuilt from ``x`` as functions of it (for create_graph)."""
         if not self.train:
-            inv_std = wrap_array(self.inv_std, self.backend)
-            return (x - wrap_array(self.test_mean, self.backend)) * inv_std, inv_std
-        xc = x - _sum(x, axis=self.axes, keepdims=True) * (1.0 / self.count)
-        var = _sum(xc * xc, axis=self.axes, keepdims=True) * (1.0 / self.count)
+            inv_std = F.const(self.inv_std)
+            return (x - F.const(self.test_mean)) * inv_std, inv_std
+        xc = x - F.sum(x, axis=self.axes, keepdims=True) * (1.0 / self.count)
+        var = F.sum(xc * xc, axis=self.axes, keepdims=True) * (1.0 / self.count)
         inv_std = (var + self.eps) ** -0.5
         return xc * inv_std, inv_std
 
-    def backward(self, gy):
-        x, gamma, _ = self.inputs
+    def vjp(self, F, gy, y, x, gamma, beta, mean, var):
         channels = x.shape[1]
-        x_hat, inv_std = self._normalized(x)
-        gamma_b = reshape(gamma, self.param_shape)
-        gbeta = _sum(gy, axis=self.axes, keepdims=True)
-        ggamma = _sum(x_hat * gy, axis=self.axes, keepdims=True)
+        x_hat, inv_std = F.saved((self.x_hat, self.inv_std), lambda: self._normalized(F, x))
+        gamma_b = F.reshape(gamma, self.param_shape)
+        gbeta = F.sum(gy, axis=self.axes, keepdims=True)
+        ggamma = F.sum(x_hat * gy, axis=self.axes, keepdims=True)
         if self.train:
             # The batch statistics depend on x: d x_hat / dx projects out the mean and x_hat.
             m = self.count
             gx = (gamma_b * inv_std) * (gy - gbeta * (1.0 / m) - x_hat * (ggamma * (1.0 / m)))
         else:
             gx = gy * (gamma_b * inv_std)
-        return gx, reshape(ggamma, (channels,)), reshape(gbeta, (channels,))
+        return gx, F.reshape(ggamma, (channels,)), F.reshape(gbeta, (channels,)), None, None
 
 
 def _running_array(name, value):
@@ -247,7 +230,7 @@ def batch_norm(x, gamma, beta, mean, var, decay=0.9, eps=2e-5):
     """
     mean = _running_array("mean", mean)
     var = _running_array("var", var)
-    return BatchNorm(mean, var, decay, eps)(x, gamma, beta)
+    return BatchNorm(decay, eps)(x, gamma, beta, mean, var)
 
 
 batch_nrom = batch_norm  # DeZero's spelling
@@ -257,19 +240,14 @@ batch_nrom = batch_norm  # DeZero's spelling
 
 
 class EmbedID(Function):
-    """Rows of ``W`` picked by integer ``ids`` (any shape): ``W[ids]``."""
+    """Rows of ``W`` picked by integer ``ids`` (any shape): ``W[ids]``; ``EmbedID()(W, ids)``,
+    the ids an input without gradient."""
 
-    def __init__(self, ids):
-        self.ids = ids
+    op_name = "embed_id"
+    input_names = ("W", "ids")
 
-    def forward(self, W):
+    def forward(self, W, ids):
         xp = self.xp
-        ids = self.ids
-        if backend_of(ids) is not self.backend:
-            raise DeviceMismatchError(
-                f"embed_id: ids are on {backend_of(ids)} but W is on {self.backend}; move the "
-                f"ids first, e.g. ids.to('{self.backend}')"
-            )
         if not xp.isdtype(ids.dtype, "integral"):
             raise TypeError(
                 f"embed_id: ids must be integers, got dtype {ids.dtype} (shape {tuple(ids.shape)})"
@@ -282,8 +260,8 @@ class EmbedID(Function):
         rows = xp.take(W, self.flat_ids, axis=0)
         return xp.reshape(rows, tuple(ids.shape) + self.W_shape[1:])
 
-    def backward(self, gy):
-        return EmbedIDGrad(self.flat_ids, self.W_shape)(gy)
+    def vjp(self, F, gy, y, W, ids):
+        return F.apply(EmbedIDGrad(self.flat_ids, self.W_shape), gy), None
 
 
 class EmbedIDGrad(Function):
@@ -299,9 +277,9 @@ class EmbedIDGrad(Function):
         rows = xp.reshape(gy, (self.flat_ids.shape[0],) + self.W_shape[1:])
         return self.ops.scatter_add(gW, (self.flat_ids,), rows)
 
-    def backward(self, ggW):
+    def vjp(self, F, ggW, y, gy):
         # Linear in gy: its derivative picks the same rows again.
-        return reshape(EmbedID(self.flat_ids)(ggW), self.inputs[0].shape)
+        return F.reshape(F.apply(EmbedID(), ggW, self.flat_ids), gy.shape)
 
 
 def embed_id(x, W):
@@ -314,4 +292,4 @@ def embed_id(x, W):
         raise TypeError(
             f"embed_id: ids must be an integer array or Variable, got {type(x).__name__}"
         )
-    return EmbedID(ids)(W)
+    return EmbedID()(W, ids)

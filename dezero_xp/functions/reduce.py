@@ -5,7 +5,7 @@ against the input's shape before any array is touched, so an out-of-range axis r
 clear ValueError on every backend. Where elements tie for a max/min, the gradient is shared
 evenly among them (DeZero gives each tied element the whole gradient).
 
-May import: dezero_xp.core, dezero_xp._shape and the elementwise/shape families.
+May import: dezero_xp.core and dezero_xp._shape.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import math
 import numbers
 
 from dezero_xp import _shape
-from dezero_xp.core import Function, as_variable, wrap_array
-from dezero_xp.functions.elementwise import exp
-from dezero_xp.functions.shape import broadcast_to, reshape
+from dezero_xp.core import Function, as_variable
 
 __all__ = ["average", "logsumexp", "max", "mean", "min", "sum"]
 
@@ -41,11 +39,11 @@ def _checked_axis(axis, shape, op: str):
     return axes
 
 
-def _expand_reduced(gy, x_shape, axis, keepdims):
+def _expand_reduced(F, gy, x_shape, axis, keepdims):
     """Broadcast the gradient of a reduction back over the reduced axes."""
     if not keepdims:
-        gy = reshape(gy, _shape.reduced_shape_keepdims(x_shape, axis))
-    return broadcast_to(gy, x_shape)
+        gy = F.reshape(gy, _shape.reduced_shape_keepdims(x_shape, axis))
+    return F.broadcast_to(gy, x_shape)
 
 
 class Sum(Function):
@@ -57,14 +55,8 @@ class Sum(Function):
         self.x_shape = tuple(x.shape)
         return self.xp.sum(x, axis=self.axis, keepdims=self.keepdims)
 
-    def backward(self, gy):
-        return _expand_reduced(gy, self.x_shape, self.axis, self.keepdims)
-
-    def backward_data(self, gy):
-        xp = self.xp
-        if not self.keepdims:
-            gy = xp.reshape(gy, _shape.reduced_shape_keepdims(self.x_shape, self.axis))
-        return xp.broadcast_to(gy, self.x_shape)
+    def vjp(self, F, gy, y, x):
+        return _expand_reduced(F, gy, self.x_shape, self.axis, self.keepdims)
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - DeZero's public name
@@ -86,7 +78,7 @@ def average(x, axis=None, keepdims=False):
 mean = average
 
 
-class _Extremum(Function):
+class _ReductionExtremum(Function):
     """max/min over ``axis``.
 
     Where several elements tie for the extremum, the gradient is shared evenly among them (each
@@ -104,33 +96,29 @@ class _Extremum(Function):
         self.x_shape = tuple(x.shape)
         return getattr(self.xp, self.reduce_name)(x, axis=self.axis, keepdims=self.keepdims)
 
-    def backward(self, gy):
-        (x,) = self.inputs
+    def vjp(self, F, gy, y, x):
         xp = self.xp
-        y = self.outputs[0]().data
         kept = _shape.reduced_shape_keepdims(self.x_shape, self.axis)
-        hit = xp.astype(x.data == xp.reshape(y, kept), gy.dtype)
+        hit = xp.astype(F.raw(x) == xp.reshape(F.raw(y), kept), gy.dtype)
         share = hit / xp.sum(hit, axis=self.axis, keepdims=True)
-        return _expand_reduced(gy, self.x_shape, self.axis, self.keepdims) * wrap_array(
-            share, self.backend
-        )
+        return _expand_reduced(F, gy, self.x_shape, self.axis, self.keepdims) * F.const(share)
 
 
-class Max(_Extremum):
+class Max(_ReductionExtremum):
     reduce_name = "max"
 
 
-class Min(_Extremum):
+class Min(_ReductionExtremum):
     reduce_name = "min"
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001 - DeZero's public name
-    """Maximum over ``axis``; tied maxima share the gradient evenly (see ``_Extremum``)."""
+    """Maximum over ``axis``; tied maxima share the gradient evenly (see ``_ReductionExtremum``)."""
     return Max(_checked_axis(axis, x.shape, "max"), keepdims)(x)
 
 
 def min(x, axis=None, keepdims=False):  # noqa: A001 - DeZero's public name
-    """Minimum over ``axis``; tied minima share the gradient evenly (see ``_Extremum``)."""
+    """Minimum over ``axis``; tied minima share the gradient evenly (see ``_ReductionExtremum``)."""
     return Min(_checked_axis(axis, x.shape, "min"), keepdims)(x)
 
 
@@ -151,14 +139,13 @@ class LogSumExp(Function):
             y = xp.reshape(y, tuple(n for i, n in enumerate(y.shape) if i not in axes))
         return y
 
-    def backward(self, gy):
-        (x,) = self.inputs
+    def vjp(self, F, gy, y, x):
         # d lse / dx = softmax(x), formed from the same shift as forward: exp(x - y) would lose
         # the low bits of y when |x| is large (float32 near 1000 has 6e-5 spacing).
-        e = exp(x - wrap_array(self.shift, self.backend))
-        total = Sum(self.axis, True)(e)
-        softmax = e / broadcast_to(total, self.x_shape)
-        return _expand_reduced(gy, self.x_shape, self.axis, self.keepdims) * softmax
+        e = F.exp(x - F.const(self.shift))
+        total = F.sum(e, self.axis, True)
+        softmax = e / F.broadcast_to(total, self.x_shape)
+        return _expand_reduced(F, gy, self.x_shape, self.axis, self.keepdims) * softmax
 
 
 def logsumexp(x, axis=None, keepdims=False):

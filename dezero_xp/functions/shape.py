@@ -14,7 +14,7 @@ import numbers
 
 from dezero_xp import _shape
 from dezero_xp.backend import DeviceMismatchError, backend_of
-from dezero_xp.core import Function, Variable, as_variable, run_forward
+from dezero_xp.core import Function, Variable, as_variable
 
 __all__ = [
     "broadcast_to",
@@ -63,11 +63,8 @@ class Reshape(Function):
         self.x_shape = tuple(x.shape)
         return self.xp.reshape(x, self.shape)
 
-    def backward(self, gy):
-        return reshape(gy, self.x_shape)
-
-    def backward_data(self, gy):
-        return self.xp.reshape(gy, self.x_shape)
+    def vjp(self, F, gy, y, x):
+        return F.reshape(gy, self.x_shape)
 
 
 def reshape(x, shape):
@@ -99,11 +96,8 @@ class Transpose(Function):
             self.axes = tuple(range(x.ndim))[::-1]
         return self.xp.permute_dims(x, self.axes)
 
-    def backward(self, gy):
-        return transpose(gy, _shape.inverse_permutation(self.axes))
-
-    def backward_data(self, gy):
-        return self.xp.permute_dims(gy, _shape.inverse_permutation(self.axes))
+    def vjp(self, F, gy, y, x):
+        return F.transpose(gy, _shape.inverse_permutation(self.axes))
 
 
 def transpose(x, axes=None):
@@ -243,11 +237,8 @@ class GetItem(Function):
         self.key = _prepare_key(self.key, self.backend, x.ndim)
         return _apply_key(self.xp, x, self.key, self.ops)
 
-    def backward(self, gy):
-        return GetItemGrad(self.key, self.x_shape)(gy)
-
-    def backward_data(self, gy):
-        return run_forward(GetItemGrad(self.key, self.x_shape), self.backend, gy)
+    def vjp(self, F, gy, y, x):
+        return F.apply(GetItemGrad(self.key, self.x_shape), gy)
 
 
 class GetItemGrad(Function):
@@ -277,8 +268,8 @@ class GetItemGrad(Function):
         gx = self.ops.scatter_add(gx, (index,), xp.permute_dims(gy, to_front))
         return xp.permute_dims(gx, _shape.inverse_permutation(to_front))
 
-    def backward(self, ggx):
-        return GetItem(self.key)(ggx)
+    def vjp(self, F, ggx, y, gy):
+        return F.apply(GetItem(self.key), ggx)
 
 
 def get_item(x, slices):
@@ -339,11 +330,11 @@ class Concat(Function):
         self.sizes = [x.shape[self.axis] for x in xs]
         return self.xp.concat(xs, axis=self.axis)
 
-    def backward(self, gy):
+    def vjp(self, F, gy, y, *xs):
         lead = (slice(None),) * self.axis
         gxs, start = [], 0
         for size in self.sizes:
-            gxs.append(get_item(gy, lead + (slice(start, start + size), Ellipsis)))
+            gxs.append(gy[lead + (slice(start, start + size), Ellipsis)])
             start += size
         return tuple(gxs)
 
@@ -382,9 +373,9 @@ class Stack(Function):
         self.count = len(xs)
         return self.xp.stack(xs, axis=self.axis)
 
-    def backward(self, gy):
+    def vjp(self, F, gy, y, *xs):
         lead = (slice(None),) * self.axis
-        return tuple(get_item(gy, lead + (i, Ellipsis)) for i in range(self.count))
+        return tuple(gy[lead + (i, Ellipsis)] for i in range(self.count))
 
 
 def stack(xs, axis=0):
@@ -407,11 +398,8 @@ class BroadcastTo(Function):
         self.x_shape = tuple(x.shape)
         return self.xp.broadcast_to(x, self.shape)
 
-    def backward(self, gy):
-        return sum_to(gy, self.x_shape)
-
-    def backward_data(self, gy):
-        return sum_to_data(self.xp, gy, self.x_shape)
+    def vjp(self, F, gy, y, x):
+        return F.sum_to(gy, self.x_shape)
 
 
 def broadcast_to(x, shape):
@@ -424,15 +412,6 @@ def broadcast_to(x, shape):
     if lead < 0 or any(n not in (1, m) for n, m in zip(in_shape, shape[lead:])):
         raise ValueError(f"broadcast_to: cannot broadcast an input of shape {in_shape} to {shape}")
     return BroadcastTo(shape)(x)
-
-
-def sum_to_data(xp, x, shape):
-    """Array-level ``sum_to`` for ``backward_data`` fast paths (``x`` when already ``shape``)."""
-    shape = tuple(shape)
-    if tuple(x.shape) == shape:
-        return x
-    y = xp.sum(x, axis=_shape.sum_to_axes(tuple(x.shape), shape), keepdims=True)
-    return xp.reshape(y, shape) if y.ndim != len(shape) else y
 
 
 class SumTo(Function):
@@ -449,11 +428,8 @@ class SumTo(Function):
             y = self.xp.reshape(y, self.shape)
         return y
 
-    def backward(self, gy):
-        return broadcast_to(gy, self.x_shape)
-
-    def backward_data(self, gy):
-        return self.xp.broadcast_to(gy, self.x_shape)
+    def vjp(self, F, gy, y, x):
+        return F.broadcast_to(gy, self.x_shape)
 
 
 def sum_to(x, shape):

@@ -1,4 +1,4 @@
-"""Gradient checks anyone can run on their own Functions, on any backend.
+"""Gradient checks anyone can run on their own Functions, on any backend (``dezero_xp.testing``).
 
 - :func:`numerical_grad` and :func:`gradient_check`: DeZero's helpers (elementwise central
   differences), also re-exported by ``dezero_xp.utils``.

@@ -1,0 +1,223 @@
+"""Variable and Parameter: the boxes of the graph, and the helpers that make them.
+
+A Variable holds an array of any supported library (``data``), its gradient (``grad``, a
+Variable), the Function that made it (``creator``), its ``generation`` and ``requires_grad``:
+True for Variables and Parameters the user makes, False for wrapped raw arrays, scalars, masks
+and gradients (:func:`wrap_array`'s default). ``backward`` and the operators are installed by
+``dezero_xp/__init__.py`` (from ``dezero_xp._engine`` and ``dezero_xp.functions``); the public
+home of these names is ``dezero_xp.core``.
+
+May import: dezero_xp.backend.
+"""
+
+from __future__ import annotations
+
+import math
+
+from dezero_xp.backend import (
+    Backend,
+    Movable,
+    as_array_data,
+    get_backend,
+    is_scalar,
+    to_host,
+    transfer,
+)
+
+__all__ = ["Parameter", "Variable", "as_array", "as_variable", "wrap_array"]
+
+
+class Variable(Movable):
+    """A box for an array that remembers the Function that made it, so it can backpropagate.
+
+    ``data`` is an array of any supported library (NumPy, CuPy, array-api-strict, torch, ...);
+    ``grad`` is a Variable (or None) after :meth:`backward`.
+    """
+
+    __slots__ = (
+        "_data",
+        "_backend",
+        "name",
+        "grad",
+        "creator",
+        "generation",
+        "requires_grad",
+        "__weakref__",
+    )
+    # NumPy defers `ndarray + Variable` to Variable.__radd__ instead of broadcasting over it.
+    __array_priority__ = 200
+    __array_ufunc__ = None
+
+    def __init__(self, data, name=None, device=None):
+        backend = None
+        if data is not None:
+            data, backend = as_array_data(data, "Variable")
+        if device is not None:
+            target = get_backend(device)
+            if data is not None:
+                data = transfer(data, target)
+            backend = target
+        self._data = data
+        self._backend = backend
+        self.name = name
+        self.grad = None
+        self.creator = None
+        self.generation = 0
+        self.requires_grad = True
+
+    # ------------------------------------------------------------------ data and metadata
+    @property
+    def data(self):
+        """The array inside (assigning another array, even from another device, is allowed)."""
+        data = self._data
+        if data is not None and type(data) is not self._backend.array_type:
+            # A NumPy scalar kept by a 0-d op (see Backend.value_types): hand out a 0-d array.
+            data = self._data = self._backend.coerce(data)
+        return data
+
+    @data.setter
+    def data(self, value):
+        if value is None:
+            self._data = None
+            return
+        value, backend = as_array_data(value, "Variable.data")
+        self._data = value
+        self._backend = backend
+
+    @property
+    def backend(self) -> Backend | None:
+        """The Backend (library + device) of ``data``."""
+        return self._backend
+
+    @property
+    def xp(self):
+        """The array namespace of ``data`` (numpy, cupy, array_api_strict, ...)."""
+        return self._backend.xp
+
+    @property
+    def device(self):
+        """Where ``data`` lives, as a :class:`dezero_xp.Device` (compares equal to ``"cpu"``...)."""
+        return self._backend.device if self._backend is not None else None
+
+    @property
+    def shape(self):
+        return tuple(self._data.shape)
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    @property
+    def size(self):
+        return math.prod(self._data.shape)
+
+    @property
+    def dtype(self):
+        return self._data.dtype
+
+    def __len__(self):
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d Variable")
+        return self._data.shape[0]
+
+    def __repr__(self):
+        if self._data is None:
+            return "variable(None)"
+        body = str(to_host(self._data)).replace("\n", "\n" + " " * 9)
+        backend = self._backend
+        if backend.name == "numpy":
+            return f"variable({body})"
+        return f"variable({body}, device='{backend}')"
+
+    # DLPack export of the data: torch.from_dlpack(v) / numpy.from_dlpack(v) share its memory.
+    def __dlpack__(self, *args, **kwargs):
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
+    # ------------------------------------------------------------------ graph bookkeeping
+    def cleargrad(self):
+        """Forget the gradient (gradients accumulate across backward calls otherwise)."""
+        self.grad = None
+
+    def unchain(self):
+        """Cut the link to the creator: backward stops here."""
+        self.creator = None
+
+    def unchain_backward(self):
+        """Cut every link of the graph behind this Variable (truncated backprop in RNNs)."""
+        if self.creator is None:
+            return
+        stack = [self.creator]
+        seen = set()
+        while stack:
+            f = stack.pop()
+            if f in seen:
+                continue
+            seen.add(f)
+            for x in f.inputs:
+                if x.creator is not None:
+                    stack.append(x.creator)
+                    x.unchain()
+        self.unchain()
+
+    # ------------------------------------------------------------------ devices
+    def to(self, device):
+        """Move ``data`` (and ``grad``) to ``device`` in place and return ``self``.
+
+        Explicit copy between devices/libraries; a no-op when already there.
+        """
+        target = get_backend(device)
+        if self._data is not None and self._backend is not target:
+            self._data = transfer(self._data, target)
+        self._backend = target
+        if self.grad is not None:
+            self.grad.to(target)
+        return self
+
+
+class Parameter(Variable):
+    """A Variable that a Layer registers and an Optimizer updates."""
+
+    __slots__ = ()
+
+
+# Their public home (pickles, reprs and type names say dezero_xp.core, as before the split).
+Variable.__module__ = Parameter.__module__ = "dezero_xp.core"
+
+
+_new_object = object.__new__
+
+
+def wrap_array(data, backend, cls=Variable, requires_grad=False):
+    """A fresh Variable around an array known to belong to ``backend`` (no checks; hot path).
+
+    By default a constant (``requires_grad=False``): how raw-array inputs, scalars, masks and
+    gradients are wrapped. Variables handed to the user as their own pass ``requires_grad=True``.
+    """
+    v = _new_object(cls)
+    v._data = data
+    v._backend = backend
+    v.name = None
+    v.grad = None
+    v.creator = None
+    v.generation = 0
+    v.requires_grad = requires_grad
+    return v
+
+
+def as_variable(obj):
+    """``obj`` if it is a Variable, else a new Variable around it (DeZero's helper)."""
+    if isinstance(obj, Variable):
+        return obj
+    return Variable(obj)
+
+
+def as_array(x, array_module=None):
+    """DeZero's helper: Python/NumPy scalars become 0-d arrays of ``array_module`` (NumPy)."""
+    if is_scalar(x):
+        if array_module is None:
+            return get_backend("cpu").asarray(x)
+        return array_module.asarray(x)
+    return x
