@@ -46,3 +46,20 @@ def test_pair_makes_python_ints(value, expected):
 def test_pair_refuses_what_is_not_a_size(value, error):
     with pytest.raises(error):
         pair(value)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "x"), [(np.float32, -20.0), (np.float32, -7.0), (np.float64, -40.0)]
+)
+def test_sigmoid_keeps_its_left_tail_on_numpy(dtype, x):
+    exact = 1 / (1 + np.exp(-np.float64(x)))
+    v = dz.Variable(np.array([x, 0.0, 2.0], dtype))
+    y = F.sigmoid(v)
+    F.sum(y).backward()
+    assert y.dtype == dtype
+    rtol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y.data[0], exact, rtol=rtol)
+    np.testing.assert_allclose(v.grad.data[0], exact * (1 - exact), rtol=rtol)
+    np.testing.assert_allclose(y.data[1:], 1 / (1 + np.exp(-np.array([0.0, 2.0]))), rtol=rtol)
+    scalar = F.sigmoid(dz.Variable(np.array(x, dtype)))  # 0-d input: a NumPy scalar inside
+    np.testing.assert_allclose(scalar.data, exact, rtol=rtol)
