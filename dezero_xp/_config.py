@@ -2,7 +2,7 @@
 
 ``Config.enable_backprop`` (build the graph for backward) and ``Config.train`` (training vs test
 behaviour of dropout and batch norm) are per thread: ``no_grad()`` in one thread leaves every
-other thread's graph building untouched.
+other thread's graph building untouched. :func:`env_flag` reads a yes/no environment variable.
 
 May import: the standard library only.
 """
@@ -10,9 +10,10 @@ May import: the standard library only.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 
-__all__ = ["Config", "no_grad", "test_mode", "using_config"]
+__all__ = ["Config", "env_flag", "no_grad", "test_mode", "using_config"]
 
 
 class _ThreadConfig(threading.local):
@@ -51,3 +52,17 @@ def no_grad():
 def test_mode():
     """Run a block in test mode: dropout is off, batch norm uses its running statistics."""
     return using_config("train", False)
+
+
+def env_flag(name: str) -> bool:
+    """A yes/no environment variable; any other value is an error naming it (never a silent no)."""
+    raw = os.environ.get(name, "")
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(
+        f"environment variable {name}={raw!r} is not a yes/no value; "
+        "use 1/true/yes/on or 0/false/no/off"
+    )

@@ -6,6 +6,7 @@ May import: the standard library only.
 from __future__ import annotations
 
 import math
+import numbers
 
 
 def normalize_axes(axis, ndim: int) -> tuple[int, ...]:
@@ -72,13 +73,19 @@ def resolve_reshape(in_shape: tuple, shape: tuple) -> tuple:
     return tuple(total // known if n == -1 else n for n in shape)
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
 def pair(x) -> tuple[int, int]:
-    """``x`` as an (h, w) pair: an int is used for both."""
-    if isinstance(x, int):
-        return (x, x)
-    if isinstance(x, tuple) and len(x) == 2:
-        return x
-    raise ValueError(f"expected an int or a pair of ints, got {x!r}")
+    """``x`` (an int, NumPy ints too, or an (h, w) pair of them) as a pair of Python ints >= 0."""
+    if _is_int(x):
+        x = (x, x)
+    if isinstance(x, (tuple, list)) and len(x) == 2 and all(_is_int(n) for n in x):
+        if x[0] >= 0 and x[1] >= 0:
+            return (int(x[0]), int(x[1]))
+        raise ValueError(f"expected sizes >= 0, got {tuple(x)!r}")
+    raise TypeError(f"expected an int or a pair of ints, got {x!r}")
 
 
 def get_conv_outsize(input_size: int, kernel_size: int, stride: int, pad: int) -> int:

@@ -12,7 +12,8 @@ lookup keyed on ``type(array)`` (the first sighting of a type asks each adapter)
 a device an adapter cannot provide lives here: warn once and fall back to the CPU, or raise in
 strict device mode.
 
-May import: numpy (seeds and host values) and dezero_xp._backends.
+May import: numpy (seeds and host values), dezero_xp._config (environment flags) and
+dezero_xp._backends.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dezero_xp._backends.base import (
     dtype_name,
     scalar_as_array,
 )
+from dezero_xp._config import env_flag
 
 __all__ = [
     "Backend",
@@ -153,21 +155,32 @@ def get_array_module(x):
 
 # --------------------------------------------------------------------------- device specs
 
+
 _default_spec: Any = os.environ.get("DEZERO_XP_DEVICE") or "cpu"
-_strict_devices = os.environ.get("DEZERO_XP_STRICT_DEVICES", "").strip().lower() in (
-    "1",
-    "true",
-    "yes",
-    "on",
-)
+# DEZERO_XP_DEVICE is checked at its first use (resolving it may start CUDA), naming the variable.
+_env_device_checked = "DEZERO_XP_DEVICE" not in os.environ
+_strict_devices = env_flag("DEZERO_XP_STRICT_DEVICES")
 _fallback_warned = False
+
+
+def _check_env_device() -> None:
+    global _env_device_checked
+    spec = _default_spec
+    try:
+        get_backend(spec)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"environment variable DEZERO_XP_DEVICE={spec!r} is not a usable device: {exc}"
+        ) from None
+    _env_device_checked = True
 
 
 def set_default_device(spec) -> None:
     """Set the device used where none is given (``None``): ``"cpu"`` unless set."""
-    global _default_spec
+    global _default_spec, _env_device_checked
     get_backend(spec)  # validate now, not at the first use
     _default_spec = spec
+    _env_device_checked = True
 
 
 def get_default_device() -> Backend:
@@ -300,6 +313,8 @@ def get_backend(spec=None) -> Backend:
     warns once with :class:`DeviceFallbackWarning`, or raises in strict device mode.
     """
     if spec is None:
+        if not _env_device_checked:
+            _check_env_device()
         spec = _default_spec
     if isinstance(spec, Backend):
         return spec
@@ -356,6 +371,8 @@ def seed(value: int) -> None:
     global _global_seed
     if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool)):
         raise TypeError(f"seed: expected an int or None, got {type(value).__name__}")
+    if value is not None and value < 0:
+        raise ValueError(f"seed: expected an int >= 0 (or None), got {value}")
     _global_seed = None if value is None else int(value)
     with REGISTRY.lock:
         _host_streams.clear()

@@ -97,12 +97,22 @@ class NumpyKernels(GenericKernels):
         return self._col2im_in_place(col, img_shape, kernel_size, stride, pad)
 
     def sigmoid(self, x):
+        # 0.5 * tanh(x / 2) + 0.5 (in place), except in the left tail, where that sum cancels
+        # (float32 sigmoid(-20) would be 0): there exp(x) / (1 + exp(x)), which is exact.
+        tail = -20.0 if x.dtype == np.float64 else -6.0
         y = x * 0.5
         if type(y) is not np.ndarray:  # a NumPy scalar (0-d input): no out= for it
+            if x < tail:
+                e = np.exp(x)
+                return e / (1 + e)
             return np.tanh(y) * 0.5 + 0.5
         np.tanh(y, out=y)  # in place: one array for the whole computation
         y *= 0.5
         y += 0.5
+        if y.size and x.min() < tail:  # one cheap reduction when there is no tail
+            mask = x < tail
+            e = np.exp(x[mask])
+            y[mask] = e / (1 + e)
         return y
 
     def _zeros(self, shape, dtype):
