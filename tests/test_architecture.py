@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("_config",),
     ("backend", "_backends"),
     ("_shape", "_download", "_npz"),
-    ("core",),
+    ("core", "core_simple"),
     # Both need only backend/core: Layer.save_weights and Model.plot use them.
     ("serialization", "visualize"),
     # Variables made on a device (creation) and shared with other libraries (interop).
@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, ...]] = [
     # Communicators and the data-parallel optimizer (DESIGN.md section 7).
     ("distributed",),
     ("testing",),
-    ("utils", "cuda"),
+    ("utils", "cuda", "functions_conv"),
 ]
 LEVEL = {unit: i for i, row in enumerate(LAYERS) for unit in row}
 
