@@ -152,3 +152,12 @@ def test_batchnorm_weights_files_load_in_both_forms(tmp_path, form):
     x = np.ones((2, 3), dtype=np.float32)
     with dz.test_mode():
         np.testing.assert_array_equal(fresh(x).data, bn(x).data)
+
+
+def test_squeezenet_is_dezeros_placeholder():
+    from dezero_xp.models import SqueezeNet
+
+    model = SqueezeNet()  # constructing works, as in DeZero
+    assert list(model.params()) == []
+    with pytest.raises(NotImplementedError, match="SqueezeNet is a placeholder"):
+        model(np.zeros((1, 3, 224, 224), dtype=np.float32))
