@@ -29,6 +29,10 @@ from dezero_xp.functions import namespace as _namespace
 
 __version__ = "0.1.0"
 
+# DeZero's switch for the book's stage 2: the package always exports the full core; the simple
+# one (raw-array gradients) is ``dezero_xp.core_simple``.
+is_simple_core = False
+
 __all__ = [
     "Backend",
     "Config",
@@ -42,6 +46,7 @@ __all__ = [
     "Layer",
     "Model",
     "Parameter",
+    "SeqDataLoader",
     "Variable",
     "arange",
     "as_array",
@@ -53,6 +58,7 @@ __all__ = [
     "get_array_module",
     "get_backend",
     "get_default_device",
+    "is_simple_core",
     "no_grad",
     "ones",
     "ones_like",
@@ -121,11 +127,13 @@ setup_variable()
 
 # DeZero's package layout: dz.layers, dz.optimizers, ... and the classes it exports at the top.
 from dezero_xp import (  # noqa: E402, F401 - after setup_variable(), as DeZero does
+    core_simple,
     creation,
     cuda,
     dataloaders,
     datasets,
     functions,
+    functions_conv,
     interop,
     layers,
     models,
@@ -145,7 +153,7 @@ from dezero_xp.creation import (  # noqa: E402
     zeros,
     zeros_like,
 )
-from dezero_xp.dataloaders import DataLoader  # noqa: E402
+from dezero_xp.dataloaders import DataLoader, SeqDataLoader  # noqa: E402
 from dezero_xp.datasets import Dataset  # noqa: E402
 from dezero_xp.interop import from_dlpack, to_dlpack  # noqa: E402
 from dezero_xp.layers import Layer  # noqa: E402

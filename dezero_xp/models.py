@@ -37,6 +37,7 @@ __all__ = [
     "ResNet101",
     "ResNet152",
     "Sequential",
+    "SqueezeNet",
 ]
 
 
@@ -172,6 +173,24 @@ class VGG16(Model):
         image = image[:, :, ::-1]
         image = image - xp.asarray([103.939, 116.779, 123.68], dtype=dtype)
         return xp.permute_dims(image, (2, 0, 1))
+
+
+class SqueezeNet(Model):
+    """DeZero's placeholder: it has no layers or weights in DeZero either.
+
+    Making one works (as in DeZero); calling it raises NotImplementedError, where DeZero's
+    silently returns None.
+    """
+
+    def __init__(self, pretrained=False):
+        super().__init__()
+        self.pretrained = pretrained
+
+    def forward(self, x):
+        raise NotImplementedError(
+            "SqueezeNet is a placeholder (in DeZero too): it has no layers or weights; use "
+            "VGG16 or ResNet50/101/152, or build it from dezero_xp.layers"
+        )
 
 
 # --------------------------------------------------------------------------- ResNet

@@ -1,6 +1,7 @@
 """DeZero's ``dezero.utils`` under its old names: a thin facade over the modules that own them.
 
-- gradient checks and comparisons: from :mod:`dezero_xp.testing`;
+- gradient checks and comparisons: from :mod:`dezero_xp.testing`, except
+  :func:`array_allclose`, which broadcasts as DeZero's (``numpy.allclose``) does;
 - graph drawing: from :mod:`dezero_xp.visualize`;
 - convolution sizes: from ``dezero_xp._shape``;
 - downloads (:func:`get_file`, :data:`cache_dir`): from ``dezero_xp._download``;
@@ -13,13 +14,15 @@ May import: every module of the package (it is at the bottom of the import order
 
 from __future__ import annotations
 
+import numpy as np
+
 from dezero_xp import _shape
 from dezero_xp import functions as F
 from dezero_xp._download import DownloadError, cache_dir, get_file
 from dezero_xp._shape import get_conv_outsize, get_deconv_outsize, pair
-from dezero_xp.backend import backend_of
+from dezero_xp.backend import backend_of, to_host
 from dezero_xp.core import Variable
-from dezero_xp.testing import array_allclose, array_equal, gradient_check, numerical_grad
+from dezero_xp.testing import array_equal, gradient_check, numerical_grad
 from dezero_xp.visualize import get_dot_graph, plot_dot_graph
 
 __all__ = [
@@ -40,6 +43,31 @@ __all__ = [
     "reshape_sum_backward",
     "sum_to",
 ]
+
+
+def array_allclose(a, b, rtol=1e-4, atol=1e-5) -> bool:
+    """True when ``a`` and ``b`` (arrays of any backend or Variables) are equal within tolerance
+    element-wise, broadcasting one against the other as DeZero's ``numpy.allclose`` does.
+
+    Shapes that do not broadcast raise ValueError; :func:`dezero_xp.testing.array_allclose`
+    is the strict form (equal shapes too).
+    """
+    a, b = (_to_numpy(v) for v in (a, b))
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(
+            f"array_allclose: shapes {a.shape} and {b.shape} do not broadcast; compare arrays "
+            "of one shape (or a scalar)"
+        ) from None
+    return bool(np.allclose(a, b, rtol=rtol, atol=atol))
+
+
+def _to_numpy(x):
+    data = x.data if isinstance(x, Variable) else x
+    if isinstance(data, (bool, int, float, complex, np.ndarray, np.generic)):
+        return np.asarray(data)
+    return np.asarray(to_host(data))
 
 
 def sum_to(x, shape):

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("backend", "_backends"),
     ("_shape", "_download", "_npz"),
     ("_variable",),
-    ("core",),
+    ("core", "core_simple"),
     ("_engine",),
     # Both need only backend/core: Layer.save_weights and Model.plot use them.
     ("serialization", "visualize"),
@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
     # Communicators and the data-parallel optimizer (DESIGN.md section 7).
     ("distributed",),
     ("testing",),
-    ("utils", "cuda"),
+    ("utils", "cuda", "functions_conv"),
 ]
 LEVEL = {unit: i for i, row in enumerate(LAYERS) for unit in row}
 
@@ -270,9 +270,7 @@ def test_checker_sees_library_names_in_backend_code():
 # Library modules stay small (DESIGN.md section 2). Files being split right now are allowed
 # temporarily and leave this list when their split lands; nothing else may be added to it.
 MAX_MODULE_LINES = 450
-OVER_CEILING_FOR_NOW = {
-    "datasets.py",  # being split into smaller dataset modules
-}
+OVER_CEILING_FOR_NOW: set[str] = set()
 
 
 @pytest.mark.parametrize("relative", MODULES, ids=str)

@@ -186,7 +186,7 @@ def test_a_failure_inside_the_first_call_sizes_nothing(monkeypatch):
         with pytest.raises(RuntimeError, match="out of device memory"):
             layer(x)
     monkeypatch.undo()
-    assert bn.gamma.data is None and bn.avg_mean is None
+    assert bn.gamma.data is None and bn.avg_mean.data is None
     assert linear.W.data is None and linear.in_size is None
     assert conv.W.data is None and conv.in_channels is None
     assert bn(np.ones((2, 7), np.float32)).shape == (2, 7)
@@ -221,7 +221,7 @@ def test_model_to_is_all_or_nothing():
     for p in model.params():
         assert p.backend is cpu, p.name
     assert model.fc.W.grad.backend is cpu
-    assert isinstance(model.bn.avg_mean, np.ndarray)
+    assert isinstance(model.bn.avg_mean.data, np.ndarray) and model.bn.avg_mean.backend is cpu
     assert [layer._backend for layer in model._walk()] == placements
     y = model.fc(np.ones((1, 3), np.float32))  # still usable where it was
     assert y.backend is cpu

@@ -375,7 +375,7 @@ def test_uncalled_batchnorm_refuses_inconsistent_files(tmp_path, arrays):
     layer = L.BatchNorm()
     with pytest.raises(WeightsFileError, match=r"bn\.npz"):
         layer.load_weights(path)
-    assert layer.gamma.data is None and layer.avg_mean is None
+    assert layer.gamma.data is None and layer.avg_mean.data is None
 
 
 # --------------------------------------------------------------------------- fuzzer

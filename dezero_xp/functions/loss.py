@@ -181,10 +181,12 @@ def softmax_cross_entropy_simple(x, t):
 
 
 def _labels_like(name, x, t):
-    """``(t, is_variable)``: ``t`` as a Variable of ``x``'s shape and floating dtype.
+    """``(t, is_variable)``: ``t`` as a Variable of ``x``'s shape.
 
-    Integer labels and raw arrays become constants; a floating Variable stays itself (it gets a
-    gradient, as in DeZero).
+    Integer labels become constants in ``x``'s dtype. Floating targets keep their dtype, so a
+    float64 ``x`` meets float32 targets by the array library's promotion rule, as ``x - t``
+    does in ``mean_squared_error``; a floating Variable stays itself (it gets a gradient, as in
+    DeZero), a raw array becomes a constant.
     """
     t_is_variable = isinstance(t, Variable)
     data = t.data if t_is_variable else t
@@ -201,13 +203,10 @@ def _labels_like(name, x, t):
             "they need the same number of elements"
         )
     xp = x.xp
-    keep = t_is_variable and data.dtype == x.dtype
+    floating = xp.isdtype(data.dtype, "real floating")
+    keep = t_is_variable and floating
     if not keep:
-        if t_is_variable and xp.isdtype(data.dtype, "real floating"):
-            raise TypeError(
-                f"{name}: x is {x.dtype} but t is {data.dtype}; cast one so the dtypes match"
-            )
-        if data.dtype != x.dtype:
+        if not floating and data.dtype != x.dtype:  # 0/1 labels
             with x.backend:  # CuPy casts on its current device
                 data = xp.astype(data, x.dtype)
         t = wrap_array(data, x.backend)  # labels: a constant
@@ -264,7 +263,8 @@ def binary_cross_entropy(p, t):
 def accuracy(y, t):
     """Fraction of rows where ``argmax(y, axis=1)`` equals the label ``t`` (not differentiable).
 
-    Returns a 0-d Variable on ``y``'s device, in ``y``'s floating dtype; no host transfer.
+    Returns a 0-d Variable on ``y``'s device in the library's default float (float64 on NumPy,
+    as DeZero's); no host transfer.
     """
     y_data = y.data if isinstance(y, Variable) else y
     t_data = t.data if isinstance(t, Variable) else t
@@ -295,7 +295,6 @@ def _accuracy(xp, backend, y_data, t_data):
     if pred.dtype != t_data.dtype:
         pred = xp.astype(pred, t_data.dtype)  # compare in the labels' dtype (no mixed promotion)
     hits = pred == t_data
-    dtype = y_data.dtype if xp.isdtype(y_data.dtype, "real floating") else None
-    if dtype is None:
-        dtype = xp.asarray(0.0, device=backend.native_device).dtype
+    # The library's default float (float64 on NumPy and CuPy), as DeZero's ``result.mean()``.
+    dtype = xp.asarray(0.0, device=backend.native_device).dtype
     return xp.mean(xp.astype(hits, dtype))

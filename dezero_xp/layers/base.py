@@ -128,7 +128,8 @@ class Layer(Movable):
         object.__delattr__(self, name)
 
     def add_persistent(self, name: str, value=None) -> None:
-        """Register ``name`` as a raw state array (no gradient) moved and saved with the layer."""
+        """Register ``name`` as state (a raw array or a Variable, no gradient, not among
+        ``params()``) moved and saved with the layer."""
         self._persistent.add(name)
         object.__setattr__(self, name, value)
 
@@ -190,7 +191,10 @@ class Layer(Movable):
                     break
             else:  # every child done: this layer's state arrays, then back up
                 for name in layer._persistent:
-                    yield layer_prefix + name, layer, name, False
+                    # A state Variable (BatchNorm's running averages) is saved and loaded like
+                    # a Parameter, through its ``.data``; params() leaves it out (not trained).
+                    state = layer.__dict__[name]
+                    yield layer_prefix + name, layer, name, isinstance(state, Variable)
                 path.discard(id(layer))
                 stack.pop()
 
@@ -198,7 +202,7 @@ class Layer(Movable):
         """Every Parameter of this layer and its sublayers, each once, in registration order."""
         seen = set()
         for _key, owner, name, is_param in self._state_entries():
-            if is_param:
+            if is_param and name not in owner._persistent:
                 param = owner.__dict__[name]
                 if id(param) not in seen:
                     seen.add(id(param))
@@ -231,7 +235,10 @@ class Layer(Movable):
         undo.append(lambda: self.__dict__.update(attributes))
         for name in self._persistent:
             value = self.__dict__[name]
-            if value is not None:
+            if isinstance(value, Variable):
+                undo.append(_restorer(value))
+                value.to(target)
+            elif value is not None:
                 object.__setattr__(self, name, transfer(value, target))
         self._move_state(target)
         object.__setattr__(self, "_backend", target)

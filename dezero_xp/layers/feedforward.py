@@ -15,7 +15,7 @@ import numbers
 
 import dezero_xp.functions as F
 from dezero_xp._shape import pair
-from dezero_xp.core import Parameter
+from dezero_xp.core import Parameter, Variable
 from dezero_xp.layers._checks import (
     check_float_dtype,
     check_input,
@@ -165,10 +165,12 @@ class BatchNorm(Layer):
     """Batch normalization over axis 1; ``gamma``, ``beta`` and the running averages
     ``avg_mean``/``avg_var`` are sized from the first input's channels.
 
-    ``avg_mean``/``avg_var`` are raw arrays (no gradient) that ``F.batch_norm`` updates in place
-    in training mode and uses in test mode (``dezero_xp.test_mode()``). ``dtype`` None means the
-    input's dtype. ``comm`` (a ``dezero_xp.distributed`` communicator) makes it synchronised
-    batch normalization: training statistics over the global batch of all ranks.
+    ``avg_mean``/``avg_var`` are Variables, as DeZero's (``bn.avg_mean.data``), whose arrays
+    ``F.batch_norm`` updates in place in training mode and uses in test mode
+    (``dezero_xp.test_mode()``). They are saved with the weights but are not among ``params()``:
+    nothing trains them. ``dtype`` None means the input's dtype. ``comm`` (a
+    ``dezero_xp.distributed`` communicator) makes it synchronised batch normalization: training
+    statistics over the global batch of all ranks.
     """
 
     def __init__(self, decay=0.9, eps=2e-5, dtype=None, device=None, comm=None):
@@ -183,8 +185,8 @@ class BatchNorm(Layer):
         self.dtype = check_float_dtype("BatchNorm", dtype, self._creation_backend(), optional=True)
         self.gamma = Parameter(None, name="gamma")
         self.beta = Parameter(None, name="beta")
-        self.add_persistent("avg_mean", None)
-        self.add_persistent("avg_var", None)
+        self.add_persistent("avg_mean", Variable(None, name="avg_mean"))
+        self.add_persistent("avg_var", Variable(None, name="avg_var"))
 
     def _init_params(self, x):
         backend = self._lazy_backend(x)
@@ -194,10 +196,10 @@ class BatchNorm(Layer):
             self.gamma.data = backend.ones((size,), dtype)
         if self.beta.data is None:
             self.beta.data = backend.zeros((size,), dtype)
-        if self.avg_mean is None:
-            self.avg_mean = backend.zeros((size,), dtype)
-        if self.avg_var is None:
-            self.avg_var = backend.ones((size,), dtype)
+        if self.avg_mean.data is None:
+            self.avg_mean.data = backend.zeros((size,), dtype)
+        if self.avg_var.data is None:
+            self.avg_var.data = backend.ones((size,), dtype)
 
     def _expected_shape(self, name):
         """Lazy gamma, beta and running averages: one channel count, shared by all four."""
@@ -205,18 +207,19 @@ class BatchNorm(Layer):
 
     def forward(self, x):
         check_input("BatchNorm", x, min_ndim=2, floating=True)
-        lazy = self.avg_mean is None or self.gamma.data is None
-        before = (self.gamma.data, self.beta.data, self.avg_mean, self.avg_var)
+        lazy = self.avg_mean.data is None or self.gamma.data is None
+        before = (self.gamma.data, self.beta.data, self.avg_mean.data, self.avg_var.data)
         if lazy:
             self._init_params(x)
+        mean, var = self.avg_mean.data, self.avg_var.data
         try:
             if self.comm is not None:
                 return F.sync_batch_norm(
                     x,
                     self.gamma,
                     self.beta,
-                    self.avg_mean,
-                    self.avg_var,
+                    mean,
+                    var,
                     self.comm,
                     self.decay,
                     self.eps,
@@ -225,14 +228,14 @@ class BatchNorm(Layer):
                 x,
                 self.gamma,
                 self.beta,
-                self.avg_mean,
-                self.avg_var,
+                mean,
+                var,
                 decay=self.decay,
                 eps=self.eps,
             )
         except BaseException:
             if lazy:  # a failed first call keeps no channel count
-                self.gamma.data, self.beta.data, self.avg_mean, self.avg_var = before
+                self.gamma.data, self.beta.data, self.avg_mean.data, self.avg_var.data = before
             raise
 
 
