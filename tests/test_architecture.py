@@ -47,10 +47,9 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 LEVEL = {unit: i for i, row in enumerate(LAYERS) for unit in row}
 
-# Only the CuPy adapter imports cupy (DESIGN.md section 3: one adapter file per library).
-# distributed/nccl.py takes NCCL's bindings (cupy.cuda.nccl) and the current-stream query from
-# CuPy, never CuPy's array functions (DESIGN.md section 7: NCCL for CuPy gradients).
-CUPY_ALLOWED_FILES = {Path("_backends/cupy.py"), Path("distributed/nccl.py")}
+# Only the CuPy adapter imports cupy (DESIGN.md section 3: one adapter file per library); it
+# also hands NCCL's bindings to distributed/nccl.py.
+CUPY_ALLOWED_FILES = {Path("_backends/cupy.py")}
 NUMPY_ALLOWED = {
     "backend",
     "_backends",

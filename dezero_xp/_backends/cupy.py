@@ -229,6 +229,24 @@ def import_cupyx():
     return cupyx
 
 
+def import_nccl():
+    """``(cupy.cuda, cupy.cuda.nccl)`` for the NCCL transport, or ImportError saying why not."""
+    try:
+        import cupy.cuda  # noqa: PLC0415 - optional dependency
+        from cupy.cuda import nccl  # noqa: PLC0415
+    except ImportError as exc:
+        raise ImportError(
+            f"the nccl transport needs CuPy with NCCL ({exc}); install cupy-cuda12x "
+            "(it loads the NCCL library of the nvidia-nccl-cu12 wheel)"
+        ) from None
+    if not getattr(nccl, "available", True):
+        raise ImportError(
+            "CuPy cannot load the NCCL library; pip install nvidia-nccl-cu12 (or use "
+            "transport='mpi', which stages CuPy arrays through host memory)"
+        )
+    return cupy.cuda, nccl
+
+
 def compat_namespace(cupy):
     """array-api-compat's CuPy namespace (tests hand in a fake's model of it).
 

@@ -7,16 +7,16 @@ synchronisation: the result is ready for the next kernel on that stream, as any 
 Host arrays (NumPy, array-api-strict, ...) and every control message go through the MPI
 communicator underneath.
 
-NCCL's bindings come from ``cupy.cuda.nccl``; this is the one module outside the backend layer
-that imports anything of CuPy, and it imports only NCCL's bindings and the stream query, never
-CuPy's array functions (those stay in the backend's kernel table).
+NCCL's bindings (``cupy.cuda.nccl``) and the stream query (``cupy.cuda``) are handed over by the
+CuPy adapter, the one module that imports CuPy; CuPy's array functions stay in its kernel table.
 
-May import: the standard library, cupy.cuda.nccl and cupy.cuda (lazily), dezero_xp.backend and
+May import: the standard library, dezero_xp.backend, dezero_xp._backends.cupy and
 dezero_xp.distributed.base / .mpi.
 """
 
 from __future__ import annotations
 
+from dezero_xp._backends import cupy as cupy_adapter
 from dezero_xp.backend import DeviceMismatchError, backend_of, get_backend
 from dezero_xp.distributed.base import Communicator
 from dezero_xp.distributed.mpi import MPICommunicator
@@ -41,20 +41,7 @@ _NCCL_OPS = {"sum": "NCCL_SUM", "max": "NCCL_MAX", "min": "NCCL_MIN"}
 
 def import_nccl():
     """``(cupy.cuda, cupy.cuda.nccl)``, or ImportError saying what is missing."""
-    try:
-        import cupy.cuda  # noqa: PLC0415 - optional dependency
-        from cupy.cuda import nccl  # noqa: PLC0415
-    except ImportError as exc:
-        raise ImportError(
-            f"the nccl transport needs CuPy with NCCL ({exc}); install cupy-cuda12x "
-            "(it loads the NCCL library of the nvidia-nccl-cu12 wheel)"
-        ) from None
-    if not getattr(nccl, "available", True):
-        raise ImportError(
-            "CuPy cannot load the NCCL library; pip install nvidia-nccl-cu12 (or use "
-            "transport='mpi', which stages CuPy arrays through host memory)"
-        )
-    return cupy.cuda, nccl
+    return cupy_adapter.import_nccl()
 
 
 def _device_pointer(array) -> int:
