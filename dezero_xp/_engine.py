@@ -25,6 +25,7 @@ May import: dezero_xp._config and dezero_xp.core.
 from __future__ import annotations
 
 import heapq
+import threading
 
 from dezero_xp._config import Config
 from dezero_xp.core import Function, Variable, check_gradient, raise_gradient_shape, wrap_array
@@ -73,6 +74,13 @@ def backward(self, retain_grad=False, create_graph=False):
         raise ValueError("backward: this Variable holds no data")
     backend = self._backend
     if self.creator is None:
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this Variable has no graph behind it and needs no gradient (it was "
+                "computed under no_grad(), or it is a constant or a gradient); compute it "
+                "with backprop enabled, or pass create_graph=True to the backward that made a "
+                "gradient you want to differentiate"
+            )
         if self.grad is None:
             self.grad = _seed(self)
         return
@@ -111,6 +119,8 @@ def _backprop(root, retain_grad, graph):
     take = grads.pop
     # Variables whose entry in `grads` is an array sum this loop allocated: safe to add into.
     owned = set()
+    # ids of gradient values something else holds (the seed, retained gradients).
+    shared = {id(grads[root])}
     f = root.creator
     while f is not None:
         # All consumers of f's outputs have run (they have higher generations): their
@@ -123,6 +133,7 @@ def _backprop(root, retain_grad, graph):
                 owned.discard(y)
             if retain_grad and gy is not None:
                 y.grad = gy if graph else wrap_array(gy, y._backend)
+                shared.add(id(gy))  # held by y.grad now: a leaf may not get it as its own
             elif y.grad is not None:
                 y.grad = None
             inputs = f.inputs
@@ -142,6 +153,8 @@ def _backprop(root, retain_grad, graph):
                 if y is not None:
                     keep = retain_grad and gy is not None
                     y.grad = (gy if graph else wrap_array(gy, y._backend)) if keep else None
+                    if keep:
+                        shared.add(id(gy))
             if graph:
                 gxs = f.vjp(F, gys, tuple(outputs), *f.inputs)
             else:
@@ -162,8 +175,9 @@ def _backprop(root, retain_grad, graph):
                 gx = F.sum_to(gx, x._data.shape)  # undo the broadcast: the one place
             accumulated = grads.get(x)
             if accumulated is None:
-                # DeZero semantics: a gradient left from an earlier backward call adds up.
-                previous = x.grad
+                # DeZero semantics: a gradient left from an earlier backward call adds up; a
+                # leaf's is added at the end, under the lock (threads may share the leaf).
+                previous = x.grad if x.creator is not None else None
                 if previous is None:
                     grads[x] = gx  # may be shared (Add hands one value to both inputs)
                 elif graph:
@@ -196,5 +210,84 @@ def _backprop(root, retain_grad, graph):
             counter += 1
         f = pop(heap)[2] if heap else None
     # What is left has no creator: the leaves (inputs, parameters).
-    for x, g in grads.items():
-        x.grad = g if graph else wrap_array(g, x._backend)
+    _write_leaf_gradients(grads, owned, shared, graph)
+
+
+# One lock for every leaf's `.grad`: reading the old gradient and writing the sum is one step,
+# so backward passes in several threads into shared Parameters lose no update.
+_leaf_lock = threading.Lock()
+
+
+def _write_leaf_gradients(grads, owned, shared, graph):
+    """Give each leaf its gradient: its own writable array, in its dtype, added to the old one.
+
+    A value the loop did not allocate may be shared (``Add`` hands one to both inputs, the seed
+    is ``root.grad``), a view or a read-only broadcast: such a value is copied, so writing into
+    one leaf's ``.grad`` never changes another's. A floating-point leaf's gradient takes the
+    leaf's dtype (a float32 weight met by a float64 input gets a float32 gradient), as in
+    PyTorch; an integer leaf keeps the gradient's own dtype (truncating it would be wrong).
+    """
+    given = shared
+    with _leaf_lock:
+        for x, g in grads.items():
+            backend = x._backend
+            previous = x.grad
+            if graph:
+                g = _leaf_variable(x, g, given, previous, backend)
+                given.add(id(g))
+                given.add(id(g._data))
+                x.grad = g
+            else:
+                g = _leaf_array(x, g, x in owned, given, previous, backend)
+                given.add(id(g))
+                x.grad = wrap_array(g, backend)
+
+
+def _leaf_array(x, g, owned, given, previous, backend):
+    dtype = x._data.dtype
+    if previous is not None:
+        g = previous._data + g  # a new array
+        owned = True
+    if g.dtype != dtype and _is_floating(backend, dtype):
+        return backend.xp.astype(g, dtype)  # a new array too
+    if not owned and (id(g) in given or not backend.ops.owns_memory(g)):
+        return backend.xp.astype(g, g.dtype, copy=True)
+    return g
+
+
+def _leaf_variable(x, g, given, previous, backend):
+    """The same rules under ``create_graph``, with a differentiable copy/cast."""
+    if previous is not None:
+        g = previous + g
+    dtype = x._data.dtype
+    cast = g._data.dtype != dtype and _is_floating(backend, dtype)
+    if cast or id(g) in given or not backend.ops.owns_memory(g._data):
+        g = _Copy(dtype if cast else g._data.dtype)(g)
+    return g
+
+
+class _Copy(Function):
+    """``astype(x, dtype)`` as a new array, differentiable (the gradient is cast back)."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, x):
+        return self.xp.astype(x, self.dtype, copy=True)
+
+    def vjp(self, F, gy, y, x):
+        if F.graph:
+            return _Copy(x.dtype)(gy)
+        return self.xp.astype(gy, x.dtype, copy=True)
+
+
+_floating: dict = {}
+
+
+def _is_floating(backend, dtype) -> bool:
+    key = (backend, dtype)
+    found = _floating.get(key)
+    if found is None:
+        xp = backend.xp
+        found = _floating[key] = bool(xp.isdtype(dtype, ("real floating", "complex floating")))
+    return found

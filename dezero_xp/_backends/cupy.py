@@ -77,6 +77,9 @@ class CupyKernels(GenericKernels):
         # The one explicit device-to-host copy (it synchronises with the array's stream).
         return self._cupy.asnumpy(array)
 
+    def owns_memory(self, array):
+        return array.base is None  # views and broadcasts of CuPy arrays keep their base
+
     def from_same_library(self, array):
         # A device-to-device copy onto this GPU (peer copy when the GPUs allow it).
         with self.scope():

@@ -53,6 +53,12 @@ class GenericKernels:
         """
         return _NO_SCOPE
 
+    # ------------------------------------------------------------------ gradients
+    def owns_memory(self, array) -> bool:
+        """Whether ``array`` is its own writable memory (no view, no broadcast): a gradient the
+        engine may hand to one leaf as it is. The standard cannot tell, so: no (copy)."""
+        return False
+
     # ------------------------------------------------------------------ creation / transfer
     def asarray(self, obj, dtype=None):
         """An array on this device from a scalar, a nested sequence or a host array."""

@@ -35,6 +35,10 @@ class NumpyKernels(GenericKernels):
     def from_same_library(self, array):
         return array
 
+    def owns_memory(self, array):
+        # A 0-d result may be a NumPy scalar: not writable, so it is copied into an array.
+        return array.base is None and array.flags.writeable
+
     def __init__(self, backend):
         super().__init__(backend)
         self._rng = None  # None: NumPy's global generator; dz.seed() sets a Generator

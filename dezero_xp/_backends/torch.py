@@ -45,6 +45,9 @@ class TorchKernels(GenericKernels):
     def to_host(self, array):
         return array.detach().cpu().numpy()
 
+    def owns_memory(self, array):
+        return array._base is None  # views (expand, slicing, reshape) keep their base
+
     def from_same_library(self, array):
         return array.to(self.device, copy=True)
 
