@@ -101,18 +101,21 @@ def setup_variable():
     Function.backward = _engine.function_backward
     V = Variable
     V.backward = _engine.backward
-    V.__add__ = V.__radd__ = _F.add
-    V.__sub__ = _F.sub
-    V.__rsub__ = _F.rsub
-    V.__mul__ = V.__rmul__ = _F.mul
-    V.__truediv__ = _F.div
-    V.__rtruediv__ = _F.rdiv
-    V.__neg__ = _F.neg
-    V.__pow__ = _F.pow
-    V.__rpow__ = _F.rpow
-    V.__matmul__ = _F.matmul
-    V.__rmatmul__ = lambda self, other: _F.matmul(other, self)
-    V.__getitem__ = _F.get_item
+    # The operators call the ops directly (Function.__call__ names the op in its errors), not
+    # through F's input layer: they are the hottest calls of all.
+    ew = _F.elementwise
+    V.__add__ = V.__radd__ = ew.add
+    V.__sub__ = ew.sub
+    V.__rsub__ = ew.rsub
+    V.__mul__ = V.__rmul__ = ew.mul
+    V.__truediv__ = ew.div
+    V.__rtruediv__ = ew.rdiv
+    V.__neg__ = ew.neg
+    V.__pow__ = ew.pow
+    V.__rpow__ = ew.rpow
+    V.__matmul__ = _F.linalg.matmul
+    V.__rmatmul__ = lambda self, other: _F.linalg.matmul(other, self)
+    V.__getitem__ = _F.shape.get_item
     V.reshape = _reshape
     V.transpose = _transpose
     V.T = property(lambda self: _F.transpose(self))

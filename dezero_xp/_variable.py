@@ -120,6 +120,21 @@ class Variable(Movable):
             raise TypeError("len() of a 0-d Variable")
         return self._data.shape[0]
 
+    def __bool__(self):
+        # The truth of the one element, as NumPy and torch define it, on every backend (the
+        # standard allows bool() of 0-d arrays only), not "has a length".
+        data = self._data
+        if data is None:
+            raise ValueError("bool() of a Variable with no data")
+        if math.prod(data.shape) != 1:
+            raise ValueError(
+                f"the truth value of a Variable of shape {tuple(data.shape)} is ambiguous; "
+                "reduce it first, e.g. bool((x.data > 0).all())"
+            )
+        if data.ndim:
+            data = self._backend.xp.reshape(data, ())
+        return bool(data)
+
     def __repr__(self):
         if self._data is None:
             return "variable(None)"

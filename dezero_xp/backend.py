@@ -415,6 +415,15 @@ def is_scalar(value) -> bool:
     return isinstance(value, _PYTHON_SCALARS) or isinstance(value, np.generic)
 
 
+def python_scalar(value):
+    """A NumPy scalar as the Python scalar it holds, anything else unchanged: the dtype rule for
+    scalars (a Python scalar is weak, it takes the array's dtype; NumPy 2 would promote float32
+    against a NumPy float64 scalar). Hyperparameters and ``x ** c`` go through it."""
+    if isinstance(value, np.generic) and not isinstance(value, (np.datetime64, np.timedelta64)):
+        return value.item()
+    return value
+
+
 def as_array_data(obj, where: str):
     """``(array, backend)`` for data given to a Variable; a clear TypeError for anything else.
 

@@ -53,6 +53,8 @@ def _constant(value, backend, like_dtype):
     except (KeyError, TypeError):  # TypeError: unhashable NumPy scalar subclass, not cached
         pass
     c = wrap_array(scalar_as_array(value, backend, like_dtype), backend)
+    if value == 0 and type(value) is not int:
+        return c  # 0.0 and -0.0 are equal keys but not the same constant (1/-0.0 is -inf)
     if len(_constants) >= _CONSTANTS_MAX:
         _constants.clear()
     try:
@@ -111,8 +113,12 @@ class Function:
     input_names: tuple = ()
     op_name: str | None = None
 
+    #: False for users' Functions: their outputs are checked for library and device too.
+    _builtin = True
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        cls._builtin = cls.__module__.startswith("dezero_xp.")
         if "backward" in cls.__dict__ and "vjp" not in cls.__dict__:
             cls.vjp = Function.vjp  # a user's backward overrides an inherited rule
 
@@ -178,10 +184,12 @@ class Function:
             message = f"{type(self).__name__}: {exc} [inputs: {_describe(variables)}]"
             raise _annotated(exc, message) from exc
         self.inputs = variables
+        if not self._builtin:
+            ys = self._checked_outputs(ys, backend)
         if type(ys) is not tuple:
             # One output (nearly every op): no lists, one weakref; wrap_array inlined.
             if type(ys) not in backend.value_types:
-                ys = backend.coerce(ys)
+                ys = self._checked_output(ys, 0, backend)
             output = _new_object(Variable)
             output._data = ys
             output._backend = backend
@@ -201,14 +209,23 @@ class Function:
                 output.requires_grad = requires_grad
                 self.outputs = (weakref.ref(output),)
             else:
+                # Made under no_grad(): no graph behind it, so nothing to backpropagate to (as
+                # in PyTorch; DeZero made it a leaf, and backward() then silently did nothing).
                 output.creator = None
                 output.generation = 0
-                output.requires_grad = True  # a fresh leaf the user holds, as in DeZero
+                output.requires_grad = False
             return output
+        if not ys:
+            raise TypeError(f"{type(self).__name__}.forward returned an empty tuple")
         value_types = backend.value_types
         outputs = [
-            wrap_array(y if type(y) in value_types else backend.coerce(y), backend, Variable, True)
-            for y in ys
+            wrap_array(
+                y if type(y) in value_types else self._checked_output(y, i, backend),
+                backend,
+                Variable,
+                True,
+            )
+            for i, y in enumerate(ys)
         ]
         if Config.enable_backprop:
             self.generation = max([x.generation for x in variables])
@@ -218,7 +235,40 @@ class Function:
                 output.generation = self.generation + 1
                 output.requires_grad = requires_grad
             self.outputs = tuple(weakref.ref(output) for output in outputs)
+        else:
+            for output in outputs:
+                output.requires_grad = False
         return outputs if len(outputs) > 1 else outputs[0]
+
+    def _checked_outputs(self, ys, backend):
+        """A user's Function: each output must be an array on the inputs' very device (the
+        built-in ops are written so; checking theirs would cost every op a device query)."""
+        if type(ys) is tuple:
+            return tuple(self._checked_output(y, i, backend) for i, y in enumerate(ys))
+        return self._checked_output(ys, 0, backend)
+
+    def _checked_output(self, y, i, backend):
+        """``y`` as an array of the op's backend, or an error: forward must return arrays of
+        its inputs' library and device (a tuple of them for several outputs), nothing else."""
+        op = type(self).__name__
+        if y is None or isinstance(y, (list, dict, str, bytes)) or type(y) in (float, int, bool):
+            raise TypeError(
+                f"{op}.forward returned {type(y).__name__} as output {i}; forward must return "
+                f"an array of its inputs' library ({backend}), or a tuple of arrays for several "
+                "outputs: wrap a value with self.xp.asarray(...)"
+            )
+        try:
+            data, found = as_array_data(y, f"{op}.forward")
+        except TypeError as exc:
+            raise TypeError(f"{op}.forward returned output {i}, not an array: {exc}") from None
+        if found is not backend:
+            error = DeviceMismatchError if found.name == backend.name else TypeError
+            raise error(
+                f"{op}.forward returned output {i} on {found}, but its inputs are on {backend}; "
+                "dezero_xp never copies between devices or libraries implicitly: compute with "
+                "self.xp (the inputs' namespace) so outputs land where the inputs are"
+            )
+        return data if type(data) in backend.value_types else backend.coerce(data)
 
     def forward(self, *xs):
         """Compute the outputs from raw arrays with ``self.xp``."""

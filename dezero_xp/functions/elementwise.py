@@ -7,13 +7,14 @@ converts them). Each op writes its derivative once, as ``vjp`` against the names
 (see ``Function``); augmented assignments (``g *= gy``) there are in place on the arrays a rule
 made itself and rebind on Variables, so one rule serves both kinds of pass.
 
-May import: dezero_xp.core.
+May import: dezero_xp.backend and dezero_xp.core.
 """
 
 from __future__ import annotations
 
 import operator
 
+from dezero_xp.backend import python_scalar
 from dezero_xp.core import Function
 
 __all__ = [
@@ -167,8 +168,8 @@ class PowVar(_BinaryFunction):
 
 def pow(x, c):  # noqa: A001 - DeZero's public name
     """``x ** c``; ``c`` may be a Python scalar (DeZero) or an array/Variable."""
-    if isinstance(c, (int, float)):
-        return PowConst(c)(x)
+    if isinstance(c, (int, float)):  # NumPy float64 too: a float subclass
+        return PowConst(python_scalar(c))(x)
     return PowVar()(x, c)
 
 

@@ -1,0 +1,147 @@
+"""The one input layer every public function of ``dezero_xp.functions`` goes through.
+
+:func:`public` wraps a function once, at import (``dezero_xp/functions/__init__.py`` wraps every
+name of every family's ``__all__``, so a new op gets it for free). It does two things:
+
+- **The dtype rule for hyperparameters.** A NumPy scalar given for a non-array parameter
+  (``slope``, ``eps``, ``dropout_ratio``, ``x_min``, an exponent ``c``, ...) is turned into the
+  Python scalar it holds (``dezero_xp.backend.python_scalar``, the one rule), so
+  ``F.leaky_relu(x, np.float64(.1))`` stays float32 exactly as ``F.leaky_relu(x, .1)`` does
+  (NumPy 2 would promote float32 against a NumPy float64 scalar).
+  The same rule meets array inputs in ``Function.__call__`` (``x * np.float64(2)``).
+- **Errors that name the op.** The call runs unguarded inside ``try`` (no cost when it works).
+  When it raises, the arguments are checked against the op's signature: an argument that is
+  not a Variable or an array where one is needed becomes a TypeError naming the op, the
+  parameter, what was given and the fix; any other error is re-raised as the same type with the
+  op's name in front unless it already names it (an AttributeError, a sign of a wrong argument
+  type deep inside, becomes a TypeError).
+
+Parameters named in :data:`ARRAY_PARAMETERS` take arrays (or Variables); every other parameter
+is a hyperparameter. Ops name their parameters that way (DeZero's names).
+
+May import: the standard library, dezero_xp.backend and dezero_xp.core.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+from dezero_xp.backend import as_array_data, is_scalar, python_scalar
+from dezero_xp.core import Variable
+
+__all__ = ["ARRAY_PARAMETERS", "public"]
+
+#: Parameter names that take arrays or Variables (``xs``: a sequence of them).
+ARRAY_PARAMETERS = frozenset(
+    {"x", "x0", "x1", "W", "b", "t", "p", "y", "gamma", "beta", "mean", "var", "condition", "xs"}
+)
+
+# What a failing op may raise for a bad argument (torch raises RuntimeError for many).
+_CAUGHT = (TypeError, ValueError, AttributeError, IndexError, KeyError, ZeroDivisionError,
+           RuntimeError, NotImplementedError)  # fmt: skip
+
+
+def public(fn, name: str | None = None):
+    """``fn`` behind the input layer (see the module docstring)."""
+    name = name or fn.__name__
+    signature = inspect.signature(fn)
+    hyper = tuple(
+        (i, p.name)
+        for i, p in enumerate(signature.parameters.values())
+        if p.name not in ARRAY_PARAMETERS
+        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    )
+
+    @functools.wraps(fn)
+    def op(*args, **kwargs):
+        if hyper and (len(args) > 1 or kwargs):
+            args, kwargs = _python_scalars(hyper, args, kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except _CAUGHT as exc:
+            better = _explain(name, signature, args, kwargs, exc)
+            if better is None:
+                raise
+            raise better from exc
+
+    op.__wrapped_op__ = fn  # the unguarded function (the operators of Variable use these)
+    return op
+
+
+def _python_scalars(hyper, args, kwargs):
+    changed = None
+    for i, pname in hyper:
+        if i < len(args):
+            value = args[i]
+            plain = python_scalar(value)
+            if plain is not value:
+                changed = changed or list(args)
+                changed[i] = plain
+        elif pname in kwargs:
+            value = kwargs[pname]
+            plain = python_scalar(value)
+            if plain is not value:
+                kwargs = {**kwargs, pname: plain}
+    return (tuple(changed) if changed else args), kwargs
+
+
+def _explain(name, signature, args, kwargs, exc):
+    """A clearer exception for a failed call, or None to re-raise ``exc`` as it is."""
+    message = str(exc)
+    if _names(message, name):  # the op's own check spoke: its message is the specific one
+        return TypeError(message) if type(exc) is AttributeError else None
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as bind_error:
+        return TypeError(f"{name}: {bind_error}; it is called as {name}{signature}")
+    for pname, value in bound.arguments.items():
+        if pname not in ARRAY_PARAMETERS:
+            continue
+        default = signature.parameters[pname].default
+        problem = _not_an_array(value, pname == "xs", optional=default is None)
+        if problem:
+            wanted = "a Variable or an array"
+            if pname == "xs":
+                wanted = "a sequence of Variables or arrays"
+            return TypeError(
+                f"{name}: {pname} must be {wanted} (NumPy, CuPy, array-api-strict, torch), got "
+                f"{problem}; convert it first, e.g. dz.tensor(...) or numpy.asarray(...)"
+            )
+    kind = TypeError if type(exc) is AttributeError else type(exc)
+    try:
+        return kind(f"{name}: {message}")
+    except Exception:  # an exception type with an unusual constructor keeps its own message
+        return None
+
+
+def _not_an_array(value, sequence: bool, optional: bool) -> str | None:
+    """What is wrong with ``value`` as an array argument, or None if nothing is."""
+    if value is None:
+        return None if optional else "None"
+    if sequence:
+        if not isinstance(value, (list, tuple)) or not value:
+            return f"{type(value).__name__} {value!r:.40}"
+        for item in value:
+            found = _not_an_array(item, False, False)
+            if found:
+                return f"an element that is {found}"
+        return None
+    if isinstance(value, Variable) or is_scalar(value):
+        return None  # a scalar may be fine (x1 of add); the op's own error then stands
+    if isinstance(value, (str, bytes, dict, set, list, tuple)):
+        return f"{type(value).__name__} {value!r:.40}"
+    try:
+        as_array_data(value, "argument")
+    except TypeError:
+        return f"{type(value).__module__}.{type(value).__name__}"
+    return None
+
+
+def _names(message: str, name: str) -> bool:
+    """Whether ``message`` already starts with the op (``sum:``, ``Sum:``, ``F.sum``)."""
+
+    def squash(text):
+        return text.lower().replace("_", "").removeprefix("f.")
+
+    return squash(message).startswith(squash(name))
