@@ -182,7 +182,7 @@ class Function:
                 except ValueError as shape_error:
                     exc = shape_error
             message = f"{type(self).__name__}: {exc} [inputs: {_describe(variables)}]"
-            raise _annotated(exc, message) from exc
+            raise annotated_error(exc, message) from exc
         self.inputs = variables
         if not self._builtin:
             ys = self._checked_outputs(ys, backend)
@@ -402,11 +402,20 @@ def check_gradient(f, x, gx):
         )
 
 
-def _annotated(exc, message):
-    """The same kind of exception with the op's context added (the original stays chained)."""
-    try:
-        new = type(exc)(message)
-    except Exception:  # exception types with unusual constructors keep their own message
-        return exc
-    new.__cause__ = exc
-    return new
+def annotated_error(exc, message):
+    """An exception of ``exc``'s kind saying ``message`` (``exc`` stays chained as its cause):
+    its own type where the constructor takes a message, else the nearest built-in base (NumPy's
+    UFuncTypeError becomes a TypeError); an AttributeError, a sign of a wrong argument type deep
+    inside, becomes a TypeError. ``exc`` itself when nothing fits."""
+    kinds = (TypeError,) if type(exc) is AttributeError else type(exc).__mro__
+    for kind in kinds:
+        if kind is BaseException or kind is object:
+            break
+        try:
+            new = kind(message)
+        except Exception:  # noqa: BLE001 - a constructor that wants other arguments
+            continue
+        if str(new) == message:
+            new.__cause__ = exc
+            return new
+    return exc

@@ -28,7 +28,7 @@ import functools
 import inspect
 
 from dezero_xp.backend import as_array_data, is_scalar, python_scalar
-from dezero_xp.core import Variable
+from dezero_xp.core import Variable, annotated_error
 
 __all__ = ["ARRAY_PARAMETERS", "public"]
 
@@ -89,8 +89,8 @@ def _python_scalars(hyper, args, kwargs):
 def _explain(name, signature, args, kwargs, exc):
     """A clearer exception for a failed call, or None to re-raise ``exc`` as it is."""
     message = str(exc)
-    if _names(message, name):  # the op's own check spoke: its message is the specific one
-        return TypeError(message) if type(exc) is AttributeError else None
+    if _names(message, name) and isinstance(exc, TypeError):
+        return None  # the op's own type check spoke: its message is the specific one
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as bind_error:
@@ -108,11 +108,10 @@ def _explain(name, signature, args, kwargs, exc):
                 f"{name}: {pname} must be {wanted} (NumPy, CuPy, array-api-strict, torch), got "
                 f"{problem}; convert it first, e.g. dz.tensor(...) or numpy.asarray(...)"
             )
-    kind = TypeError if type(exc) is AttributeError else type(exc)
-    try:
-        return kind(f"{name}: {message}")
-    except Exception:  # an exception type with an unusual constructor keeps its own message
-        return None
+    if _names(message, name):
+        return TypeError(message) if type(exc) is AttributeError else None
+    better = annotated_error(exc, f"{name}: {message}")
+    return None if better is exc else better
 
 
 def _not_an_array(value, sequence: bool, optional: bool) -> str | None:
@@ -120,7 +119,7 @@ def _not_an_array(value, sequence: bool, optional: bool) -> str | None:
     if value is None:
         return None if optional else "None"
     if sequence:
-        if not isinstance(value, (list, tuple)) or not value:
+        if not isinstance(value, (list, tuple)):
             return f"{type(value).__name__} {value!r:.40}"
         for item in value:
             found = _not_an_array(item, False, False)

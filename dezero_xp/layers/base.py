@@ -26,7 +26,7 @@ from dezero_xp.backend import (
     is_array,
     transfer,
 )
-from dezero_xp.core import Parameter, Variable
+from dezero_xp.core import Parameter, Variable, annotated_error
 
 __all__ = ["Layer"]
 
@@ -139,7 +139,14 @@ class Layer(Movable):
             backend = _input_backend(inputs)
             if backend is not None:
                 self._adopt(backend)
-        outputs = self.forward(*inputs)
+        try:
+            outputs = self.forward(*inputs)
+        except (TypeError, ValueError, IndexError, RuntimeError) as exc:
+            message = str(exc)
+            name = type(self).__name__
+            if message.startswith(name):
+                raise
+            raise annotated_error(exc, f"{name}: {message}") from exc
         if not isinstance(outputs, tuple):
             outputs = (outputs,)
         object.__setattr__(self, "inputs", [_weak(x) for x in inputs])
