@@ -415,6 +415,11 @@ def is_scalar(value) -> bool:
     return isinstance(value, _PYTHON_SCALARS) or isinstance(value, np.generic)
 
 
+#: The type of NumPy's scalars (``np.float64(1)``, ``np.int32(2)``), for isinstance checks
+#: in modules that may not import NumPy.
+NumpyScalar = np.generic
+
+
 def python_scalar(value):
     """A NumPy scalar as the Python scalar it holds, anything else unchanged: the dtype rule for
     scalars (a Python scalar is weak, it takes the array's dtype; NumPy 2 would promote float32
