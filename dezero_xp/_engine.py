@@ -28,7 +28,15 @@ import heapq
 import threading
 
 from dezero_xp._config import Config
-from dezero_xp.core import Function, Variable, check_gradient, raise_gradient_shape, wrap_array
+from dezero_xp.core import (
+    Function,
+    Variable,
+    check_gradient,
+    check_not_updated,
+    raise_gradient_shape,
+    update_clock,
+    wrap_array,
+)
 
 __all__ = ["backward", "function_backward", "use_namespaces"]
 
@@ -123,6 +131,8 @@ def _backprop(root, retain_grad, graph):
     shared = {id(grads[root])}
     f = root.creator
     while f is not None:
+        if f._clock != update_clock[0]:  # a Parameter was updated since some op ran
+            check_not_updated(f)
         # All consumers of f's outputs have run (they have higher generations): their
         # gradients are complete, so they leave `grads` now.
         refs = f.outputs

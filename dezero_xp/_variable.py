@@ -24,7 +24,7 @@ from dezero_xp.backend import (
     transfer,
 )
 
-__all__ = ["Parameter", "Variable", "as_array", "as_variable", "wrap_array"]
+__all__ = ["Parameter", "Variable", "as_array", "as_variable", "update_clock", "wrap_array"]
 
 
 class Variable(Movable):
@@ -192,10 +192,28 @@ class Variable(Movable):
         return self
 
 
+# How many in-place updates of Parameters have happened (optimizer steps, ``p.data = ...``).
+# A Function records the count when it joins a graph; when the count has moved by backward
+# time, the engine checks that no Parameter the op used was updated since (the cheap part of
+# PyTorch's version counters: writes through dezero_xp, not raw writes into an array).
+update_clock = [0]
+
+
 class Parameter(Variable):
     """A Variable that a Layer registers and an Optimizer updates."""
 
-    __slots__ = ()
+    __slots__ = ("_updated_at",)
+
+    def mark_updated(self) -> None:
+        """Record an in-place update of the data (optimizers call it after each step)."""
+        update_clock[0] += 1
+        self._updated_at = update_clock[0]
+
+    def _set_data(self, value):
+        Variable.data.fset(self, value)
+        self.mark_updated()
+
+    data = property(Variable.data.fget, _set_data, doc=Variable.data.__doc__)
 
 
 # Their public home (pickles, reprs and type names say dezero_xp.core, as before the split).

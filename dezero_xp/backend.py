@@ -415,9 +415,7 @@ def is_scalar(value) -> bool:
     return isinstance(value, _PYTHON_SCALARS) or isinstance(value, np.generic)
 
 
-#: The type of NumPy's scalars (``np.float64(1)``, ``np.int32(2)``), for isinstance checks
-#: in modules that may not import NumPy.
-NumpyScalar = np.generic
+NumpyScalar = np.generic  #: for isinstance checks in modules that may not import NumPy
 
 
 def python_scalar(value):
@@ -432,16 +430,19 @@ def python_scalar(value):
 def as_array_data(obj, where: str):
     """``(array, backend)`` for data given to a Variable; a clear TypeError for anything else.
 
-    NumPy scalars become 0-d NumPy arrays (as NumPy's own ufuncs return them on 0-d input).
-    """
+    NumPy scalars become 0-d NumPy arrays (as NumPy's ufuncs return them on 0-d input). A torch
+    tensor with ``requires_grad=True`` is taken detached (same memory): a second autograd graph
+    would only cost memory and make in-place updates of Parameters fail."""
     if isinstance(obj, np.generic):
         obj = np.asarray(obj)
     resolver = _resolvers.get(type(obj))
     if resolver is not None:
+        if getattr(obj, "requires_grad", False):
+            obj = obj.detach()
         return obj, resolver(obj)
     if isinstance(obj, _PYTHON_SCALARS) or isinstance(obj, (list, tuple)):
         raise TypeError(
             f"{where}: data must be an array, got {type(obj).__name__} {obj!r:.60}. "
             f"Wrap it first, e.g. numpy.array({obj!r:.40})"
         )
-    return obj, backend_of(obj)
+    return (obj.detach() if getattr(obj, "requires_grad", False) else obj), backend_of(obj)

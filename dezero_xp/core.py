@@ -18,7 +18,14 @@ import weakref
 
 from dezero_xp import _shape
 from dezero_xp._config import Config
-from dezero_xp._variable import Parameter, Variable, as_array, as_variable, wrap_array
+from dezero_xp._variable import (
+    Parameter,
+    Variable,
+    as_array,
+    as_variable,
+    update_clock,
+    wrap_array,
+)
 from dezero_xp.backend import (
     DeviceMismatchError,
     as_array_data,
@@ -103,6 +110,7 @@ class Function:
     inputs = None
     outputs = None
     generation = 0
+    _clock = 0  # update_clock when the op joined a graph (see dezero_xp._variable)
     backend = None
     xp = None
     #: True for ops whose inputs broadcast against each other: the engine sums each input's
@@ -204,6 +212,7 @@ class Function:
                     if x.requires_grad:
                         requires_grad = True
                 self.generation = generation
+                self._clock = update_clock[0]
                 output.creator = self
                 output.generation = generation + 1
                 output.requires_grad = requires_grad
@@ -228,6 +237,7 @@ class Function:
             for i, y in enumerate(ys)
         ]
         if Config.enable_backprop:
+            self._clock = update_clock[0]
             self.generation = max([x.generation for x in variables])
             requires_grad = any([x.requires_grad for x in variables])
             for output in outputs:
@@ -375,6 +385,20 @@ class Function:
             f"(inputs: {_describe(inputs)}). dezero_xp never copies between devices implicitly; "
             f"move it first, e.g. x.to('{expected}')"
         )
+
+
+def check_not_updated(f):
+    """Refuse to backpropagate through ``f`` when a Parameter it used was updated in place
+    after ``f`` ran (its saved data is no longer what the forward pass saw)."""
+    for i, x in enumerate(f.inputs):
+        if isinstance(x, Parameter) and getattr(x, "_updated_at", 0) > f._clock:
+            name = f" {x.name!r}" if x.name else ""
+            raise RuntimeError(
+                f"{type(f).__name__}: Parameter{name} (input {i}, shape {tuple(x.shape)}) was "
+                "updated in place (an optimizer step or p.data = ...) after the forward pass "
+                "that used it, so its gradient would be wrong; call backward() before "
+                "optimizer.update(), or run the forward pass again"
+            )
 
 
 def raise_gradient_shape(f, x, gx):

@@ -114,6 +114,7 @@ class Optimizer:
             if param.grad is not None:  # a hook (FreezeParam) may have dropped it
                 with param.backend:  # CuPy computes on its current device
                     self.update_one(param)
+                param.mark_updated()  # graphs that saved it before now refuse to backpropagate
 
     def update_one(self, param):
         """Update one parameter in place from ``param.grad``."""

@@ -194,3 +194,62 @@ def test_minus_zero_is_not_confused_with_zero_by_the_constant_cache():
     with np.errstate(divide="ignore"):
         z = 1.0 / (x * -0.0)
     np.testing.assert_array_equal(z.data, [-np.inf, -np.inf])
+
+
+def test_a_torch_tensor_that_records_its_own_graph_is_taken_detached():
+    torch = pytest.importorskip("torch")
+    t = torch.ones(3, requires_grad=True)
+    w = dz.Parameter(t)
+    assert not w.data.requires_grad
+    assert w.data.data_ptr() == t.data_ptr()  # the same memory, not a copy
+    model = dz.Model()
+    model.w = w
+    F.sum(w * 2.0).backward()
+    dz.optimizers.SGD(lr=0.5).setup(model).update()  # torch refused in-place on a leaf before
+    np.testing.assert_array_equal(w.data.numpy(), [0.0, 0.0, 0.0])
+    assert t.grad is None  # torch's own autograd never ran
+
+
+# --------------------------------------------------------------------------- in-place updates
+def _model_with(p):
+    model = dz.Model()
+    model.p = p
+    return model
+
+
+def test_backward_after_an_optimizer_step_on_a_saved_parameter_is_refused(xb):
+    p = dz.Parameter(xb.asarray(np.array([1.0, 2.0])), name="w")
+    optimizer = dz.optimizers.SGD(lr=0.1).setup(_model_with(p))
+    loss = F.sum(p * p)  # Mul saved p's data
+    loss.backward(retain_grad=True)
+    optimizer.update()
+    p.cleargrad()
+    with pytest.raises(RuntimeError, match=r"Mul: Parameter 'w'.*updated in place"):
+        loss.backward()
+
+
+def test_replacing_a_saved_parameters_data_is_refused(xb):
+    p = dz.Parameter(xb.asarray(np.array([1.0, 2.0])))
+    y = F.sum(p * p)
+    p.data = xb.asarray(np.array([5.0, 5.0]))
+    with pytest.raises(RuntimeError, match="updated in place"):
+        y.backward()
+
+
+def test_the_usual_loop_is_not_affected(xb):
+    p = dz.Parameter(xb.asarray(np.array([1.0, 2.0])))
+    optimizer = dz.optimizers.SGD(lr=0.25).setup(_model_with(p))
+    for _ in range(3):  # forward, backward, update: each graph is built after the last step
+        p.cleargrad()
+        F.sum(p * p).backward()
+        optimizer.update()
+    np.testing.assert_allclose(xb.numpy(p), np.array([1.0, 2.0]) * 0.5**3)
+
+
+def test_raw_writes_into_an_array_are_not_detected():
+    # Documented limit: a write into the array itself bypasses dezero_xp (NumPy has no hook).
+    x = Variable(np.array([1.0, 2.0]))
+    y = x * x
+    x.data[...] = 5.0
+    F.sum(y).backward()
+    np.testing.assert_array_equal(x.grad.data, [10.0, 10.0])  # uses the new data: not caught
