@@ -131,13 +131,13 @@ def _backprop(root, retain_grad, graph):
     shared = {id(grads[root])}
     f = root.creator
     while f is not None:
-        if f._clock != update_clock[0]:  # a Parameter was updated since some op ran
-            check_not_updated(f)
         # All consumers of f's outputs have run (they have higher generations): their
         # gradients are complete, so they leave `grads` now.
         refs = f.outputs
         if len(refs) == 1:  # nearly every op: no lists
             y = refs[0]()
+            if y._clock != update_clock[0]:  # a Parameter was updated since f ran
+                check_not_updated(f, y._clock)
             gy = take(y, None)
             if owned:
                 owned.discard(y)
@@ -157,6 +157,9 @@ def _backprop(root, retain_grad, graph):
                 gxs = f.vjp(F, gy, y._data, *[x._data for x in inputs])
         else:
             outputs = [ref() for ref in refs]
+            alive = [y for y in outputs if y is not None]
+            if alive and alive[0]._clock != update_clock[0]:
+                check_not_updated(f, alive[0]._clock)
             gys = tuple(None if y is None else take(y, None) for y in outputs)
             owned.difference_update(outputs)
             for y, gy in zip(outputs, gys):

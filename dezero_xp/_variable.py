@@ -42,6 +42,8 @@ class Variable(Movable):
         "creator",
         "generation",
         "requires_grad",
+        "_clock",  # update_clock when its creator ran (see below); on the Variable, not the
+        # Function: one more key in a Function's __dict__ would resize it at every op
         "__weakref__",
     )
     # NumPy defers `ndarray + Variable` to Variable.__radd__ instead of broadcasting over it.
@@ -64,6 +66,7 @@ class Variable(Movable):
         self.creator = None
         self.generation = 0
         self.requires_grad = True
+        self._clock = 0
 
     # ------------------------------------------------------------------ data and metadata
     @property
@@ -193,9 +196,9 @@ class Variable(Movable):
 
 
 # How many in-place updates of Parameters have happened (optimizer steps, ``p.data = ...``).
-# A Function records the count when it joins a graph; when the count has moved by backward
-# time, the engine checks that no Parameter the op used was updated since (the cheap part of
-# PyTorch's version counters: writes through dezero_xp, not raw writes into an array).
+# A Function's outputs record the count when it joins a graph; when the count has moved by
+# backward time, the engine checks that no Parameter the op used was updated since (the cheap
+# part of PyTorch's version counters: writes through dezero_xp, not raw writes into arrays).
 update_clock = [0]
 
 
@@ -237,6 +240,7 @@ def wrap_array(data, backend, cls=Variable, requires_grad=False):
     v.creator = None
     v.generation = 0
     v.requires_grad = requires_grad
+    v._clock = 0
     return v
 
 

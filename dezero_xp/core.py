@@ -110,7 +110,6 @@ class Function:
     inputs = None
     outputs = None
     generation = 0
-    _clock = 0  # update_clock when the op joined a graph (see dezero_xp._variable)
     backend = None
     xp = None
     #: True for ops whose inputs broadcast against each other: the engine sums each input's
@@ -199,6 +198,7 @@ class Function:
             if type(ys) not in backend.value_types:
                 ys = self._checked_output(ys, 0, backend)
             output = _new_object(Variable)
+            output._clock = 0
             output._data = ys
             output._backend = backend
             output.name = None
@@ -212,7 +212,7 @@ class Function:
                     if x.requires_grad:
                         requires_grad = True
                 self.generation = generation
-                self._clock = update_clock[0]
+                output._clock = update_clock[0]
                 output.creator = self
                 output.generation = generation + 1
                 output.requires_grad = requires_grad
@@ -237,10 +237,11 @@ class Function:
             for i, y in enumerate(ys)
         ]
         if Config.enable_backprop:
-            self._clock = update_clock[0]
+            clock = update_clock[0]
             self.generation = max([x.generation for x in variables])
             requires_grad = any([x.requires_grad for x in variables])
             for output in outputs:
+                output._clock = clock
                 output.creator = self
                 output.generation = self.generation + 1
                 output.requires_grad = requires_grad
@@ -387,11 +388,11 @@ class Function:
         )
 
 
-def check_not_updated(f):
-    """Refuse to backpropagate through ``f`` when a Parameter it used was updated in place
-    after ``f`` ran (its saved data is no longer what the forward pass saw)."""
+def check_not_updated(f, clock):
+    """Refuse to backpropagate through ``f`` (run at update-clock ``clock``) when a Parameter it
+    used was updated in place since (its saved data is no longer what the forward pass saw)."""
     for i, x in enumerate(f.inputs):
-        if isinstance(x, Parameter) and getattr(x, "_updated_at", 0) > f._clock:
+        if isinstance(x, Parameter) and getattr(x, "_updated_at", 0) > clock:
             name = f" {x.name!r}" if x.name else ""
             raise RuntimeError(
                 f"{type(f).__name__}: Parameter{name} (input {i}, shape {tuple(x.shape)}) was "
