@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 
 
 def normalize_axes(axis, ndim: int) -> tuple[int, ...]:
@@ -75,6 +76,37 @@ def resolve_reshape(in_shape: tuple, shape: tuple) -> tuple:
 
 def _is_int(x) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _size(n, op: str, shape, what: str):
+    """One entry of a shape as a Python int: ints, NumPy integers and 0-d integer arrays
+    (``__index__``). Floats, strings and bools are refused: ``int(2.9)`` and ``int("2")``
+    would turn a wrong argument into a plausible shape."""
+    if isinstance(n, bool) or type(n).__name__ == "bool":  # bool, numpy.bool (no __index__)
+        index = None
+    else:
+        try:
+            index = operator.index(n)
+        except TypeError:
+            index = None
+    if index is None:
+        which = ", which is" if n is shape else f", whose entry {n!r} is"
+        raise TypeError(
+            f"{op}: {what} must be an int or a sequence of ints (NumPy integers are fine), got "
+            f"{shape!r}{which} a {type(n).__name__}; pass Python ints, e.g. (2, 3)"
+        )
+    return index
+
+
+def int_shape(shape, op: str, what: str = "shape") -> tuple:
+    """``shape`` (an int or a sequence of ints) as a tuple of Python ints, else a TypeError
+    naming ``op``. A string is not a sequence of ints here, even though ``int("2")`` works."""
+    if type(shape) is tuple and all(type(n) is int for n in shape):
+        return shape  # the common case, first
+    one = isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__")
+    if one or getattr(shape, "ndim", None) == 0:  # a 0-d integer array is one size too
+        return (_size(shape, op, shape, what),)
+    return tuple(_size(n, op, shape, what) for n in shape)
 
 
 def pair(x) -> tuple[int, int]:

@@ -31,18 +31,6 @@ __all__ = [
 ]
 
 
-def _int_shape(shape, op: str) -> tuple:
-    """``shape`` (an int or a sequence of ints) as a tuple of Python ints."""
-    if type(shape) is tuple and all(type(n) is int for n in shape):
-        return shape
-    if isinstance(shape, numbers.Integral):
-        return (int(shape),)
-    try:
-        return tuple(int(n) for n in shape)
-    except TypeError:
-        raise TypeError(f"{op}: a shape is an int or a sequence of ints, got {shape!r}") from None
-
-
 def _check_axis(axis, ndim: int, op: str, shape) -> int:
     """``axis`` (negatives allowed) as an index into ``ndim`` axes, or a clear ValueError."""
     if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
@@ -70,7 +58,7 @@ class Reshape(Function):
 def reshape(x, shape):
     """``x`` with a new shape (one entry may be -1). Returns ``x`` itself when unchanged."""
     in_shape = tuple(x.shape)
-    shape = _int_shape(shape, "reshape")
+    shape = _shape.int_shape(shape, "reshape")
     if shape == in_shape:
         return as_variable(x)
     size = math.prod(in_shape)
@@ -106,7 +94,7 @@ def transpose(x, axes=None):
     if axes is None:
         axes = tuple(range(ndim))[::-1]
     else:
-        given = _int_shape(axes, "transpose")
+        given = _shape.int_shape(axes, "transpose", "axes")
         axes = tuple(a % ndim if -ndim <= a < ndim else a for a in given) if ndim else given
         if sorted(axes) != list(range(ndim)):
             raise ValueError(
@@ -405,7 +393,7 @@ class BroadcastTo(Function):
 def broadcast_to(x, shape):
     """Broadcast ``x`` to ``shape``. Returns ``x`` itself when unchanged."""
     in_shape = tuple(x.shape)
-    shape = _int_shape(shape, "broadcast_to")
+    shape = _shape.int_shape(shape, "broadcast_to")
     if in_shape == shape:
         return as_variable(x)
     lead = len(shape) - len(in_shape)
@@ -435,7 +423,7 @@ class SumTo(Function):
 def sum_to(x, shape):
     """Sum ``x`` down to ``shape`` (the inverse of broadcasting). ``x`` itself when unchanged."""
     in_shape = tuple(x.shape)
-    shape = _int_shape(shape, "sum_to")
+    shape = _shape.int_shape(shape, "sum_to")
     if in_shape == shape:
         return as_variable(x)
     try:
