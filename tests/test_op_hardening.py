@@ -47,3 +47,73 @@ def test_shape_arguments_of_broadcast_to_sum_to_and_transpose_are_ints():
     assert F.broadcast_to(x, (np.int64(4), 2, 3)).shape == (4, 2, 3)
     assert F.sum_to(x, (np.int64(3),)).shape == (3,)
     assert F.transpose(x, (np.int64(1), 0)).shape == (3, 2)
+
+
+# ----------------------------------------------------------------------------- pow at 0
+
+
+def _torch_grads(fn, *values):
+    """Gradients of ``sum(fn(*values))`` by torch autograd, float64."""
+    torch = pytest.importorskip("torch")
+    ts = [torch.tensor(np.asarray(v, np.float64), requires_grad=True) for v in values]
+    fn(*ts).sum().backward()
+    return [t.grad.numpy() for t in ts]
+
+
+def _our_grads(variable, numpy, fn, *values, create_graph=False):
+    vs = [variable(np.asarray(v, np.float64)) for v in values]
+    F.sum(fn(*vs)).backward(create_graph=create_graph)
+    return [numpy(v.grad) for v in vs]
+
+
+BASES = [0.0, 0.5, 1.0, 2.0, 3.0]
+
+
+# Exponents whose derivative is finite at 0: no inf or nan is formed, not even in a branch
+# that is masked out later (NumPy warnings are errors in this suite).
+@pytest.mark.parametrize("c", [0, 1, 2, 3, 2.5, 0.0])
+def test_pow_const_gradient_at_zero_matches_torch(xb, c):
+    (ours,) = _our_grads(xb.variable, xb.numpy, lambda x: x**c, BASES)
+    (expected,) = _torch_grads(lambda x: x**c, BASES)
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=0)
+    assert np.isfinite(ours).all()
+
+
+def test_pow_const_zero_exponent_has_zero_gradient_even_for_infinite_upstream():
+    x = dz.Variable(np.array([0.0, 2.0]))
+    y = x**0
+    y.backward(dz.Variable(np.array([np.inf, 1.0])))
+    np.testing.assert_array_equal(x.grad.data, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("c", [0.5, -1])
+def test_pow_const_infinite_derivative_at_zero_matches_torch(c):
+    with np.errstate(divide="ignore"):
+        (ours,) = _our_grads(dz.Variable, lambda g: g.data, lambda x: x**c, BASES)
+    np.testing.assert_allclose(ours, _torch_grads(lambda x: x**c, BASES)[0], rtol=1e-12)
+
+
+POW_BASES = [0.0, 0.0, 0.0, 0.0, 2.0, 0.5, 3.0]
+POW_EXPONENTS = [0.0, 1.0, 2.0, 3.5, 0.0, 1.5, -1.0]
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_pow_of_two_variables_at_zero_base_matches_torch(xb, create_graph):
+    def fn(a, b):
+        return a**b
+
+    ours = _our_grads(
+        xb.variable, xb.numpy, fn, POW_BASES, POW_EXPONENTS, create_graph=create_graph
+    )
+    expected = _torch_grads(fn, POW_BASES, POW_EXPONENTS)
+    for got, want in zip(ours, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+        assert np.isfinite(got).all()
+
+
+@pytest.mark.parametrize("c", [0.0, 2.0, 0.5])
+def test_rpow_gradient_matches_torch_also_for_a_zero_base(xb, c):
+    exponent = [0.0, 1.0, 2.5, 3.0]
+    (ours,) = _our_grads(xb.variable, xb.numpy, lambda x: c**x, exponent)
+    (expected,) = _torch_grads(lambda x: c**x, exponent)
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=0)

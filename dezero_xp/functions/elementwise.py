@@ -140,8 +140,11 @@ class PowConst(Function):
         return x**self.c
 
     def vjp(self, F, gy, y, x):
-        # One new array, then in-place updates of it (it is ours alone): less memory traffic.
         c = self.c
+        if c == 0:
+            # x**0 is the constant 1, also at x == 0, where c * x**(c - 1) would be 0 * inf.
+            return F.const(self.xp.zeros_like(F.raw(gy)))
+        # One new array, then in-place updates of it (it is ours alone): less memory traffic.
         if c == 2:
             g = x * 2
         else:
@@ -161,8 +164,23 @@ class PowVar(_BinaryFunction):
         return x0**x1
 
     def vjp(self, F, gy, y, x0, x1):
-        gx0 = gy * x1 * x0 ** (x1 - 1)
-        gx1 = gy * y * F.log(x0) if self.inputs[1].requires_grad else None  # d a^b/db = a^b ln a
+        xp, inputs = self.xp, self.inputs
+        base, exponent = F.raw(x0), F.raw(x1)
+        gx0 = gx1 = None
+        if inputs[0].requires_grad:
+            # d a^b/da = b a^(b-1), exactly 0 where b == 0 (a^0 is constant, even at a == 0,
+            # where a^(b-1) is inf): the exponent is 1 there, so no 0 * inf is ever formed.
+            flat = exponent == 0
+            gx0 = F.where(flat, 0.0, gy * x1 * x0 ** (F.where(flat, 1, x1) - 1))
+        if inputs[1].requires_grad:
+            # d a^b/db = a^b ln a; at a == 0 and b >= 0 it is 0, as in torch (0^b is 0 for b > 0,
+            # ln 0 = -inf would make 0 * -inf): there the base is 1, so ln a is 0.
+            if xp.isdtype(exponent.dtype, "complex floating"):
+                nonnegative = (xp.real(exponent) >= 0) & (xp.imag(exponent) == 0)
+            else:
+                nonnegative = exponent >= 0
+            at_zero = (base == 0) & nonnegative
+            gx1 = F.where(at_zero, 0.0, gy * y * F.log(F.where(at_zero, 1, x0)))
         return (gx0, gx1)
 
 
