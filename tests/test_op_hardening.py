@@ -117,3 +117,23 @@ def test_rpow_gradient_matches_torch_also_for_a_zero_base(xb, c):
     (ours,) = _our_grads(xb.variable, xb.numpy, lambda x: c**x, exponent)
     (expected,) = _torch_grads(lambda x: c**x, exponent)
     np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=0)
+
+
+# ----------------------------------------------------------------------------- target shapes
+
+
+@pytest.mark.parametrize("loss", [F.sigmoid_cross_entropy, F.binary_cross_entropy])
+@pytest.mark.parametrize("t_shape", [(3, 2), (6,), (2, 3, 1, 2)])
+def test_binary_losses_refuse_targets_of_another_shape(loss, t_shape):
+    x = dz.Variable(np.full((2, 3), 0.5))
+    name = loss.__name__
+    with pytest.raises(ValueError, match=rf"{name}: x has shape \(2, 3\) but t has shape"):
+        loss(x, np.zeros(t_shape))
+
+
+@pytest.mark.parametrize("loss", [F.sigmoid_cross_entropy, F.binary_cross_entropy])
+def test_binary_losses_take_labels_that_differ_only_by_length_one_axes(loss):
+    x = dz.Variable(np.array([[0.2], [0.7], [0.4]]))
+    t = np.array([0, 1, 1])
+    expected = loss(x, t.reshape(3, 1)).data
+    np.testing.assert_array_equal(loss(x, t).data, expected)

@@ -180,6 +180,10 @@ def softmax_cross_entropy_simple(x, t):
 # --------------------------------------------------------------------------- binary losses
 
 
+def _squeezed(shape) -> tuple:
+    return tuple(n for n in shape if n != 1)
+
+
 def _labels_like(name, x, t):
     """``(t, is_variable)``: ``t`` as a Variable of ``x``'s shape.
 
@@ -197,10 +201,17 @@ def _labels_like(name, x, t):
             f"{name}: x is on {x.backend} but t is on {backend_of(data)}; dezero_xp never copies "
             f"between devices implicitly, move t first, e.g. t.to('{x.backend}')"
         )
-    if math.prod(data.shape) != x.size:
+    x_shape, t_shape = tuple(x.shape), tuple(data.shape)
+    # t takes x's shape; DeZero reshapes t only when the ranks differ ((N,) labels for (N, 1)
+    # scores), and so do we when nothing but length-1 axes differ. (2, 3) against (3, 2) has
+    # the right size but pairs the wrong elements: refused.
+    if t_shape != x_shape and (
+        len(t_shape) == len(x_shape) or _squeezed(t_shape) != _squeezed(x_shape)
+    ):
         raise ValueError(
-            f"{name}: x has shape {tuple(x.shape)} but t has shape {tuple(data.shape)}; "
-            "they need the same number of elements"
+            f"{name}: x has shape {x_shape} but t has shape {t_shape}; t needs x's shape (only "
+            f"length-1 axes may differ, as (N,) labels for (N, 1) scores): reshape or transpose "
+            f"t to {x_shape}"
         )
     xp = x.xp
     floating = xp.isdtype(data.dtype, "real floating")
@@ -237,6 +248,7 @@ def sigmoid_cross_entropy(x, t):
     """Binary cross entropy of logits ``x`` against targets ``t`` (0/1 labels or probabilities),
     summed and averaged over the batch axis. Stable for any magnitude of ``x``.
 
+    ``t`` has ``x``'s shape (only length-1 axes may differ: (N,) labels for (N, 1) scores).
     Integer labels are cast to ``x``'s dtype; floating targets given as a Variable get a
     gradient.
     """
@@ -248,7 +260,8 @@ def sigmoid_cross_entropy(x, t):
 def binary_cross_entropy(p, t):
     """Cross entropy of probabilities ``p`` against targets ``t``, averaged over the batch axis.
 
-    DeZero's definition: ``p`` is clipped to ``[1e-15, 0.999]`` before the logs.
+    DeZero's definition: ``p`` is clipped to ``[1e-15, 0.999]`` before the logs. ``t`` has
+    ``p``'s shape (only length-1 axes may differ).
     """
     p = as_variable(p)
     t, _ = _labels_like("binary_cross_entropy", p, t)
