@@ -137,3 +137,27 @@ def test_binary_losses_take_labels_that_differ_only_by_length_one_axes(loss):
     t = np.array([0, 1, 1])
     expected = loss(x, t.reshape(3, 1)).data
     np.testing.assert_array_equal(loss(x, t).data, expected)
+
+
+# ----------------------------------------------------------------------------- batch norm
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 4, 4), (2, 3, 0, 4)])
+def test_batch_norm_refuses_an_empty_batch_in_train_mode_and_keeps_its_statistics(shape):
+    mean, var = np.zeros(3), np.ones(3)
+    x = dz.Variable(np.zeros(shape))
+    with pytest.raises(ValueError, match=r"batch_norm: x of shape \(.*\) has no elements"):
+        F.batch_norm(x, np.ones(3), np.zeros(3), mean, var)
+    np.testing.assert_array_equal(mean, np.zeros(3))
+    np.testing.assert_array_equal(var, np.ones(3))
+
+
+def test_batch_norm_layer_refuses_an_empty_batch_and_runs_one_in_test_mode():
+    bn = dz.layers.BatchNorm()
+    bn(dz.Variable(np.ones((2, 3))))  # initialises the running statistics
+    before = bn.avg_mean.data.copy()
+    with pytest.raises(ValueError, match="batch_norm"):
+        bn(dz.Variable(np.zeros((0, 3))))
+    np.testing.assert_array_equal(bn.avg_mean.data, before)
+    with dz.test_mode():
+        assert bn(dz.Variable(np.zeros((0, 3)))).shape == (0, 3)

@@ -155,6 +155,14 @@ class BatchNorm(Function):
         self.axes, self.param_shape = _bn_layout("batch_norm", x.shape, params)
         self.count = math.prod(x.shape[i] for i in self.axes)  # elements per channel
         if self.train:
+            if self.count == 0:
+                # The mean of nothing is nan, and the update would write it into the running
+                # statistics for good.
+                raise ValueError(
+                    f"batch_norm: x of shape {tuple(x.shape)} has no elements per channel; an "
+                    "empty batch has no statistics to normalize with or to update the running "
+                    "mean/var from. Skip empty batches, or run them in dezero_xp.test_mode()"
+                )
             batch_mean = xp.mean(x, axis=self.axes, keepdims=True)
             xc = x - batch_mean
             batch_var = xp.mean(xc * xc, axis=self.axes, keepdims=True)
