@@ -161,3 +161,67 @@ def test_batch_norm_layer_refuses_an_empty_batch_and_runs_one_in_test_mode():
     np.testing.assert_array_equal(bn.avg_mean.data, before)
     with dz.test_mode():
         assert bn(dz.Variable(np.zeros((0, 3)))).shape == (0, 3)
+
+
+# ----------------------------------------------------------------------------- windows
+
+
+def _conv_inputs(xb, channels):
+    rng = np.random.default_rng(0)
+    x = xb.variable(np.zeros((0, channels, 5, 5)))
+    W = xb.variable(rng.standard_normal((4, 3, 3, 3)))
+    b = xb.variable(rng.standard_normal(3 if channels == 4 else 4))
+    return x, W, b
+
+
+WINDOW_OPS = {
+    "conv2d": (3, lambda x, W, b: F.conv2d(x, W, b, stride=2, pad=1), (0, 4, 3, 3)),
+    "deconv2d": (4, lambda x, W, b: F.deconv2d(x, W, b, stride=2, pad=1), (0, 3, 9, 9)),
+    "conv2d_simple": (3, lambda x, W, b: F.conv2d_simple(x, W, b, pad=1), (0, 4, 5, 5)),
+    "pooling": (3, lambda x, W, b: F.pooling(x, 2, 2), (0, 3, 2, 2)),
+    "average_pooling": (3, lambda x, W, b: F.average_pooling(x, 2, 2), (0, 3, 2, 2)),
+    "pooling_simple": (3, lambda x, W, b: F.pooling_simple(x, 2, 2), (0, 3, 2, 2)),
+}
+
+
+@pytest.mark.parametrize("name", list(WINDOW_OPS))
+def test_window_ops_run_forward_and_backward_on_an_empty_batch(xb, name):
+    channels, op, out_shape = WINDOW_OPS[name]
+    x, W, b = _conv_inputs(xb, channels)
+    y = op(x, W, b)
+    assert y.shape == out_shape
+    F.sum(y).backward()
+    assert x.grad.shape == x.shape
+    if W.grad is not None:  # the convolutions: zero gradients for the filter and bias
+        np.testing.assert_array_equal(xb.numpy(W.grad), np.zeros(W.shape))
+        np.testing.assert_array_equal(xb.numpy(b.grad), np.zeros(b.shape))
+    else:
+        assert name.startswith(("pooling", "average"))
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda x, W: F.deconv2d(x, W, stride=0),
+            ValueError,
+            "deconv2d: stride must be an int >= 1",
+        ),
+        (lambda x, W: F.deconv2d(x, W, pad=-1), ValueError, "deconv2d: pad must be an int >= 0"),
+        (lambda x, W: F.deconv2d(x, W, stride=1.5), TypeError, "deconv2d: stride"),
+        (lambda x, W: F.deconv2d(x, W, pad=(1, 2, 3)), TypeError, "deconv2d: pad"),
+        (lambda x, W: F.conv2d(x, W, stride=(1, 0)), ValueError, "conv2d: stride must be"),
+        (lambda x, W: F.conv2d(x, W, pad=True), TypeError, "conv2d: pad"),
+        (lambda x, W: F.pooling(x, 2, stride=0), ValueError, "pooling: stride must be"),
+        (lambda x, W: F.pooling(x, 0), ValueError, "pooling: kernel_size must be an int >= 1"),
+        (lambda x, W: F.average_pooling(x, 2, pad="1"), TypeError, "average_pooling: pad"),
+        (lambda x, W: F.im2col(x, 2, stride=0), ValueError, "im2col: stride must be"),
+        (lambda x, W: F.pooling_simple(x, 2, stride=0), ValueError, "pooling_simple: stride"),
+        (lambda x, W: F.conv2d_simple(x, W, stride=0), ValueError, "conv2d_simple: stride"),
+    ],
+)
+def test_window_ops_refuse_strides_and_pads_that_are_not_sizes(call, error, message):
+    x = dz.Variable(np.zeros((1, 4, 5, 5)))
+    W = dz.Variable(np.zeros((4, 4, 3, 3)))
+    with pytest.raises(error, match=message):
+        call(x, W)

@@ -15,6 +15,8 @@ May import: dezero_xp.core, dezero_xp._shape and the other families of dezero_xp
 
 from __future__ import annotations
 
+import numbers
+
 from dezero_xp._shape import get_conv_outsize, get_deconv_outsize, pair
 from dezero_xp.core import Function, as_variable
 from dezero_xp.functions.linalg import matmul
@@ -38,6 +40,29 @@ def _check_image(op: str | None, name: str, shape) -> None:
             f"{_prefix(op)}{name} must be 4-D (N, C, H, W), got shape {tuple(shape)}; add "
             "the missing batch/channel axes with reshape"
         )
+
+
+def window_arg(op: str, name: str, value, minimum: int) -> tuple[int, int]:
+    """A stride, pad or kernel size (an int or an (h, w) pair of ints) as a pair of Python ints
+    ``>= minimum``; else a TypeError or ValueError naming ``op``. Checked when the op is made,
+    so a zero stride never reaches the size arithmetic (a ZeroDivisionError in deconv2d)."""
+    try:
+        sizes = pair(value)
+    except (TypeError, ValueError):
+        sizes = None
+    if sizes is None or min(sizes) < minimum:
+        error = TypeError if sizes is None and not _all_ints(value) else ValueError
+        raise error(
+            f"{op}: {name} must be an int >= {minimum} or an (h, w) pair of them, got {value!r}"
+        )
+    return sizes
+
+
+def _all_ints(value) -> bool:
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    return len(values) in (1, 2) and all(
+        isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in values
+    )
 
 
 def _output_size(op: str | None, in_hw, kernel, stride, pad) -> tuple[int, int]:
@@ -78,8 +103,8 @@ class Conv2d(Function):
     """2-D convolution (cross-correlation, as every DL framework): im2col + one matmul."""
 
     def __init__(self, stride=1, pad=0):
-        self.stride = pair(stride)
-        self.pad = pair(pad)
+        self.stride = window_arg("conv2d", "stride", stride, 1)
+        self.pad = window_arg("conv2d", "pad", pad, 0)
 
     def forward(self, x, W, b=None):
         xp = self.xp
@@ -129,8 +154,8 @@ class Deconv2d(Function):
     """Transposed convolution: the gradient of conv2d with respect to its input."""
 
     def __init__(self, stride=1, pad=0, outsize=None):
-        self.stride = pair(stride)
-        self.pad = pair(pad)
+        self.stride = window_arg("deconv2d", "stride", stride, 1)
+        self.pad = window_arg("deconv2d", "pad", pad, 0)
         if outsize is not None and not isinstance(outsize, int):
             outsize = tuple(int(n) for n in outsize)
         self.outsize = None if outsize is None else pair(outsize)
@@ -219,7 +244,8 @@ class Conv2DGradW(Function):
         xp = self.xp
         n, out_channels = gy.shape[:2]
         col = _columns(xp, self.ops.im2col(x, self.kernel_size, self.stride, self.pad))
-        gy = xp.reshape(gy, (n, out_channels, -1))
+        # Sizes spelled out: with an empty batch there is nothing to infer a -1 from.
+        gy = xp.reshape(gy, (n, out_channels, gy.shape[2] * gy.shape[3]))
         # sum over the batch of (OC, OH*OW) @ (OH*OW, C*KH*KW)
         gW = xp.sum(xp.matmul(gy, xp.matrix_transpose(col)), axis=0)
         return xp.reshape(gW, (out_channels, x.shape[1]) + self.kernel_size)
@@ -241,9 +267,9 @@ class Im2col(Function):
     """Image patches as columns; its backward is col2im (its adjoint)."""
 
     def __init__(self, kernel_size, stride, pad, to_matrix):
-        self.kernel_size = pair(kernel_size)
-        self.stride = pair(stride)
-        self.pad = pair(pad)
+        self.kernel_size = window_arg("im2col", "kernel_size", kernel_size, 1)
+        self.stride = window_arg("im2col", "stride", stride, 1)
+        self.pad = window_arg("im2col", "pad", pad, 0)
         self.to_matrix = to_matrix
         self.input_shape = None
 
@@ -279,9 +305,9 @@ class Col2im(Function):
 
     def __init__(self, input_shape, kernel_size, stride, pad, to_matrix):
         self.input_shape = tuple(input_shape)
-        self.kernel_size = pair(kernel_size)
-        self.stride = pair(stride)
-        self.pad = pair(pad)
+        self.kernel_size = window_arg("col2im", "kernel_size", kernel_size, 1)
+        self.stride = window_arg("col2im", "stride", stride, 1)
+        self.pad = window_arg("col2im", "pad", pad, 0)
         self.to_matrix = to_matrix
 
     def forward(self, col):
@@ -328,7 +354,9 @@ def conv2d_simple(x, W, b=None, stride=1, pad=0):
             f"conv2d_simple: x has {c} channels (shape {x.shape}) but W of shape {W.shape} "
             f"expects {w_channels}; W is (out_channels, in_channels, KH, KW)"
         )
-    oh, ow = _output_size("conv2d_simple", (h, w), (kh, kw), pair(stride), pair(pad))
+    stride = window_arg("conv2d_simple", "stride", stride, 1)
+    pad = window_arg("conv2d_simple", "pad", pad, 0)
+    oh, ow = _output_size("conv2d_simple", (h, w), (kh, kw), stride, pad)
     col = im2col(x, (kh, kw), stride, pad, to_matrix=True)
     t = matmul(col, transpose(reshape(W, (out_channels, -1))))
     if b is not None:

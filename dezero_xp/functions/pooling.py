@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 
-from dezero_xp._shape import pair
 from dezero_xp.core import Function, as_variable
 from dezero_xp.functions import reduce as _reduce
-from dezero_xp.functions.conv import Col2im, _check_image, _output_size, im2col
+from dezero_xp.functions.conv import Col2im, _check_image, _output_size, im2col, window_arg
 from dezero_xp.functions.shape import reshape, transpose
 
 __all__ = ["average_pooling", "pooling", "pooling_simple"]
@@ -28,9 +27,9 @@ class Pooling(Function):
     """Max pooling; remembers where each maximum was (the first one on ties, as argmax)."""
 
     def __init__(self, kernel_size, stride=1, pad=0):
-        self.kernel_size = pair(kernel_size)
-        self.stride = pair(stride)
-        self.pad = pair(pad)
+        self.kernel_size = window_arg("pooling", "kernel_size", kernel_size, 1)
+        self.stride = window_arg("pooling", "stride", stride, 1)
+        self.pad = window_arg("pooling", "pad", pad, 0)
         self.input_shape = None
         self.mask = None  # one-hot (N, C, KH*KW, OH, OW) bool: the maximum of each window
 
@@ -139,9 +138,9 @@ class AveragePooling(Function):
     """Average pooling; padding counts as zeros in the mean (divisor is always KH*KW)."""
 
     def __init__(self, kernel_size, stride=1, pad=0):
-        self.kernel_size = pair(kernel_size)
-        self.stride = pair(stride)
-        self.pad = pair(pad)
+        self.kernel_size = window_arg("average_pooling", "kernel_size", kernel_size, 1)
+        self.stride = window_arg("average_pooling", "stride", stride, 1)
+        self.pad = window_arg("average_pooling", "pad", pad, 0)
         self.input_shape = None
 
     def forward(self, x):
@@ -171,8 +170,10 @@ def pooling_simple(x, kernel_size, stride=1, pad=0):
     x = as_variable(x)
     _check_image("pooling_simple", "x", x.shape)
     n, c, h, w = x.shape
-    kh, kw = pair(kernel_size)
-    oh, ow = _output_size("pooling_simple", (h, w), (kh, kw), pair(stride), pair(pad))
+    kh, kw = window_arg("pooling_simple", "kernel_size", kernel_size, 1)
+    stride = window_arg("pooling_simple", "stride", stride, 1)
+    pad = window_arg("pooling_simple", "pad", pad, 0)
+    oh, ow = _output_size("pooling_simple", (h, w), (kh, kw), stride, pad)
     col = im2col(x, (kh, kw), stride, pad, to_matrix=True)
     y = _reduce.max(reshape(col, (-1, kh * kw)), axis=1)
     return transpose(reshape(y, (n, oh, ow, c)), (0, 3, 1, 2))
