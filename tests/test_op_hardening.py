@@ -225,3 +225,27 @@ def test_window_ops_refuse_strides_and_pads_that_are_not_sizes(call, error, mess
     W = dz.Variable(np.zeros((4, 4, 3, 3)))
     with pytest.raises(error, match=message):
         call(x, W)
+
+
+# ----------------------------------------------------------------------------- linear
+
+
+@pytest.mark.parametrize("b_shape", [(2, 1), (3, 2, 4), (1, 4), (), (3,)])
+def test_linear_refuses_a_bias_that_is_not_one_per_output_feature(xb, b_shape):
+    x, W = xb.variable(np.ones((2, 3))), xb.variable(np.ones((3, 4)))
+    b = xb.variable(np.ones(b_shape))
+    with pytest.raises(ValueError, match=r"linear: b has shape .* shape \(4,\)"):
+        F.linear(x, W, b)
+
+
+def test_linear_names_itself_and_the_shapes_when_x_and_w_do_not_fit(xb):
+    x, W = xb.variable(np.ones((2, 5))), xb.variable(np.ones((3, 4)))
+    with pytest.raises(ValueError, match=r"linear: x of shape \(2, 5\) and W of shape \(3, 4\)"):
+        F.linear(x, W)
+
+
+def test_linear_with_its_bias_matches_matmul_plus_bias(xb):
+    rng = np.random.default_rng(1)
+    x, W, b = (rng.standard_normal(s) for s in ((2, 5, 3), (3, 4), (4,)))
+    y = F.linear(xb.variable(x), xb.variable(W), xb.variable(b))
+    np.testing.assert_allclose(xb.numpy(y), x @ W + b, rtol=1e-12)

@@ -43,6 +43,13 @@ class Linear(Function):
                 f"linear: x of shape {tuple(x.shape)} and W of shape {tuple(W.shape)} do not "
                 "fit; W must be (in_features, out_features) and x (..., in_features)"
             )
+        if b is not None and tuple(b.shape) != (W.shape[1],):
+            # Broadcasting would make a (N, 1) bias per-sample and a (K, N, out) one a new
+            # output shape: one value per output feature, as conv2d's (OC,).
+            raise ValueError(
+                f"linear: b has shape {tuple(b.shape)} but W of shape {tuple(W.shape)} needs "
+                f"one bias per output feature, shape ({W.shape[1]},); reshape b or pass None"
+            )
         y = self.xp.matmul(x, W)
         if b is not None:
             y = y + b
@@ -65,7 +72,10 @@ class Linear(Function):
 
 
 def linear(x, W, b=None):
-    """Affine map ``x @ W + b`` (``W``: (in, out), ``b``: (out,) or None) as one fused op."""
+    """Affine map ``x @ W + b`` (``W``: (in, out), ``b``: (out,) or None) as one fused op.
+
+    ``x`` is (..., in); a ``b`` of another shape than (out,) is a ValueError, not broadcast.
+    """
     if b is None:
         return Linear()(x, W)
     return Linear()(x, W, b)
