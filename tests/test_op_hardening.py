@@ -249,3 +249,27 @@ def test_linear_with_its_bias_matches_matmul_plus_bias(xb):
     x, W, b = (rng.standard_normal(s) for s in ((2, 5, 3), (3, 4), (4,)))
     y = F.linear(xb.variable(x), xb.variable(W), xb.variable(b))
     np.testing.assert_allclose(xb.numpy(y), x @ W + b, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- labels and ids
+
+
+@pytest.mark.parametrize("ids", [[0, -1], [3], [[1, 2], [0, -4]]])
+def test_embed_id_refuses_ids_outside_the_vocabulary(xb, ids):
+    W = xb.variable(np.eye(3))
+    with pytest.raises(IndexError, match=r"embed_id: .*ids must lie in \[0, 3\) for W of shape"):
+        F.embed_id(xb.asarray(np.array(ids)), W)
+
+
+def test_embed_id_takes_every_id_of_the_vocabulary(xb):
+    W = xb.variable(np.arange(6.0).reshape(3, 2))
+    y = F.embed_id(xb.asarray(np.array([2, 0, 1])), W)
+    np.testing.assert_array_equal(xb.numpy(y), [[4.0, 5.0], [0.0, 1.0], [2.0, 3.0]])
+
+
+@pytest.mark.parametrize("loss", [F.softmax_cross_entropy, F.softmax_cross_entropy_simple])
+@pytest.mark.parametrize("label", [-1, 3])
+def test_class_losses_refuse_labels_outside_the_classes(xb, loss, label):
+    x = xb.variable(np.zeros((2, 3)))
+    with pytest.raises(IndexError, match=rf"{loss.__name__}: labels must lie in \[0, 3\)"):
+        loss(x, xb.asarray(np.array([0, label])))

@@ -273,8 +273,17 @@ class EmbedID(Function):
         if W.ndim < 1:
             raise ValueError(f"embed_id: W must be at least 1-D, got shape {tuple(W.shape)}")
         self.W_shape = tuple(W.shape)
-        self.flat_ids = xp.reshape(ids, (-1,))
-        self.ops.check_index_range(self.flat_ids, W.shape[0], "embed_id")  # CuPy wraps
+        self.flat_ids = flat = xp.reshape(ids, (-1,))
+        vocabulary = W.shape[0]
+        # Every library would wrap a negative id around to a row from the end, and CuPy wraps
+        # large ones too: checked as softmax_cross_entropy checks labels, always on host
+        # backends, on GPUs (where it costs a sync) only with eager checks on.
+        if self.backend.checks_values and not bool(xp.all((flat >= 0) & (flat < vocabulary))):
+            raise IndexError(
+                f"embed_id: an index is out of range: ids must lie in [0, {vocabulary}) for W of "
+                f"shape {self.W_shape} (one row per id), got ids of shape {tuple(ids.shape)} "
+                "with values outside that range; negative ids do not count from the end here"
+            )
         rows = xp.take(W, self.flat_ids, axis=0)
         return xp.reshape(rows, tuple(ids.shape) + self.W_shape[1:])
 
@@ -304,6 +313,9 @@ def embed_id(x, W):
     """Embedding lookup ``W[x]``: ``x`` holds integer ids (any shape) on ``W``'s device.
 
     The result has shape ``x.shape + W.shape[1:]``; the gradient scatter-adds into ``W``.
+    Ids outside ``[0, len(W))``, negative ones too, raise IndexError on host-side backends; on
+    a GPU only with eager checks on (``dezero_xp.set_eager_checks()``), as labels in
+    :func:`softmax_cross_entropy`.
     """
     ids = x.data if isinstance(x, Variable) else x
     if not is_array(ids):
