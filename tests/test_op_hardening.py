@@ -273,3 +273,32 @@ def test_class_losses_refuse_labels_outside_the_classes(xb, loss, label):
     x = xb.variable(np.zeros((2, 3)))
     with pytest.raises(IndexError, match=rf"{loss.__name__}: labels must lie in \[0, 3\)"):
         loss(x, xb.asarray(np.array([0, label])))
+
+
+# ----------------------------------------------------------------------------- empty batches
+
+EMPTY_LOSSES = {
+    "mean_squared_error": lambda xb, x: F.mean_squared_error(x, xb.asarray(np.zeros((0, 3)))),
+    "mean_squared_error_simple": lambda xb, x: F.mean_squared_error_simple(
+        x, xb.asarray(np.zeros((0, 3)))
+    ),
+    "softmax_cross_entropy": lambda xb, x: F.softmax_cross_entropy(
+        x, xb.asarray(np.zeros(0, np.int64))
+    ),
+    "softmax_cross_entropy_simple": lambda xb, x: F.softmax_cross_entropy_simple(
+        x, xb.asarray(np.zeros(0, np.int64))
+    ),
+    "sigmoid_cross_entropy": lambda xb, x: F.sigmoid_cross_entropy(
+        x, xb.asarray(np.zeros((0, 3), np.int64))
+    ),
+    "binary_cross_entropy": lambda xb, x: F.binary_cross_entropy(
+        x, xb.asarray(np.zeros((0, 3), np.int64))
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(EMPTY_LOSSES))
+def test_losses_refuse_an_empty_batch(xb, name):
+    x = xb.variable(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match=rf"{name}: the batch is empty \(shape \(0, 3\)\)"):
+        EMPTY_LOSSES[name](xb, x)

@@ -33,9 +33,19 @@ __all__ = [
 ]
 
 
-def _batch_size(shape) -> int:
-    """DeZero's ``len(x)``: the length of the first axis (1 for a 0-d array)."""
-    return shape[0] if len(shape) else 1
+def _batch_size(shape, name: str) -> int:
+    """DeZero's ``len(x)``: the length of the first axis (1 for a 0-d array), never 0.
+
+    An empty batch has no average loss: refused here rather than a nan loss whose backward
+    divides by zero (a ZeroDivisionError on the 1 / N of the rules).
+    """
+    n = shape[0] if len(shape) else 1
+    if n == 0:
+        raise ValueError(
+            f"{name}: the batch is empty (shape {tuple(shape)}): a loss averaged over 0 samples "
+            "is undefined; skip empty batches (e.g. a DataLoader's last one)"
+        )
+    return n
 
 
 # --------------------------------------------------------------------------- mean squared error
@@ -60,7 +70,7 @@ class MeanSquaredError(Function):
     def forward(self, x0, x1):
         _check_same_shape("mean_squared_error", x0.shape, x1.shape)
         diff = x0 - x1
-        self.count = _batch_size(diff.shape)
+        self.count = _batch_size(diff.shape, "mean_squared_error")
         return self.xp.sum(diff * diff) / self.count
 
     def vjp(self, F, gy, y, x0, x1):
@@ -77,7 +87,7 @@ def mean_squared_error_simple(x0, x1):
     """:func:`mean_squared_error` composed from elementwise ops (DeZero's textbook version)."""
     x0, x1 = as_variable(x0), as_variable(x1)
     diff = x0 - x1
-    return _sum(diff**2) / _batch_size(diff.shape)
+    return _sum(diff**2) / _batch_size(diff.shape, "mean_squared_error_simple")
 
 
 # --------------------------------------------------------------------------- softmax cross entropy
@@ -102,7 +112,7 @@ def _check_class_labels(name, x, t):
             f"{name}: labels t must be integer class indices, got dtype {t.dtype} (shape "
             f"{tuple(t.shape)}); convert them, e.g. t.astype(int) or xp.astype(t, xp.int64)"
         )
-    n = x.shape[0]
+    n = _batch_size(x.shape, name)
     if math.prod(t.shape) != n or t.ndim > 2:
         raise ValueError(
             f"{name}: x has shape {tuple(x.shape)} ({n} rows) but labels t have shape "
@@ -232,7 +242,7 @@ class SigmoidCrossEntropy(Function):
 
     def forward(self, x, t):
         xp = self.xp
-        self.count = _batch_size(x.shape)
+        self.count = _batch_size(x.shape, "sigmoid_cross_entropy")
         # -[t log s(x) + (1 - t) log(1 - s(x))] = max(x, 0) - t x + log(1 + exp(-|x|))
         loss = xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
         return xp.sum(loss) / self.count
@@ -265,9 +275,10 @@ def binary_cross_entropy(p, t):
     """
     p = as_variable(p)
     t, _ = _labels_like("binary_cross_entropy", p, t)
+    n = _batch_size(p.shape, "binary_cross_entropy")
     p = clip(p, 1e-15, 0.999)
     tlog_p = t * log(p) + (1 - t) * log(1 - p)
-    return -1 * _sum(tlog_p) / _batch_size(p.shape)
+    return -1 * _sum(tlog_p) / n
 
 
 # --------------------------------------------------------------------------- metrics
