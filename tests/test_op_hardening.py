@@ -302,3 +302,42 @@ def test_losses_refuse_an_empty_batch(xb, name):
     x = xb.variable(np.zeros((0, 3)))
     with pytest.raises(ValueError, match=rf"{name}: the batch is empty \(shape \(0, 3\)\)"):
         EMPTY_LOSSES[name](xb, x)
+
+
+# ----------------------------------------------------------------------------- sigmoid tails
+
+SIGMOID_POINTS = {
+    "float32": [-100.0, -20.0, -7.0, -1.0, 0.0, 0.5, 7.0, 20.0, 100.0],
+    "float64": [-800.0, -40.0, -20.0, -1.0, 0.0, 0.5, 20.0, 40.0, 800.0],
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_is_exact_in_both_tails_on_every_backend(xb, dtype):
+    host = np.array(SIGMOID_POINTS[dtype], dtype)
+    with np.errstate(over="ignore"):  # the reference's exp(800) is inf, and 1 / inf is exact
+        exact = 1 / (1 + np.exp(-host.astype(np.float64)))
+    x = xb.variable(host)
+    y = F.sigmoid(x)
+    F.sum(y).backward()
+    assert y.dtype == xb.dtype(dtype)
+    rtol = 1e-6 if dtype == "float32" else 1e-14
+    tiny = np.finfo(dtype).tiny  # float32 sigmoid(-100) = 3.7e-44 is subnormal: judged absolutely
+    np.testing.assert_allclose(xb.numpy(y), exact, rtol=rtol, atol=tiny)
+    # The gradient y (1 - y) is exact where y is (x <= 0); for large x, 1 - y cancels (as in
+    # torch), so the right tail is the forward's only.
+    left = host <= 0
+    grad = xb.numpy(x.grad)[left]
+    np.testing.assert_allclose(grad, (exact * (1 - exact))[left], rtol=rtol, atol=tiny)
+    assert xb.numpy(y)[1] > 0  # float32 sigmoid(-20) = 2.06e-9 and float64 sigmoid(-40), not 0
+
+
+@pytest.mark.parametrize(("dtype", "rtol"), [("float32", 1e-6), ("float64", 1e-14)])
+def test_sigmoid_has_a_small_relative_error_everywhere_on_every_backend(xb, dtype, rtol):
+    # A dense grid: the tanh form's cancellation grows smoothly towards the left tail, so
+    # checking a few tail points missed errors of 6e-6 (float32 near -5.8) and 2e-8 (float64
+    # near -19.9) just before NumPy's kernel switched formulas.
+    host = np.linspace(-30.0, 30.0, 6001).astype(dtype)
+    exact = 1 / (1 + np.exp(-host.astype(np.float64)))
+    y = xb.numpy(F.sigmoid(xb.variable(host)))
+    np.testing.assert_allclose(y, exact, rtol=rtol, atol=0)

@@ -245,11 +245,22 @@ class GenericKernels:
         return img[:, :, ph : ph + h, pw : pw + w]
 
     def sigmoid(self, x):
-        """``1 / (1 + exp(-x))`` through tanh (no overflow for large ``|x|``), one new array."""
-        y = self.xp.tanh(x * 0.5)
-        y *= 0.5
-        y += 0.5
-        return y
+        """``1 / (1 + exp(-x))``, exact in both tails and never overflowing.
+
+        With ``e = exp(-|x|)`` (at most 1): ``1 / (1 + e)`` for ``x >= 0`` and ``e / (1 + e)``
+        for ``x < 0``. The tanh form ``0.5 * tanh(x / 2) + 0.5`` cancels to 0 in the left tail
+        (float32 sigmoid(-20) gave 0, not 2.06e-9). Complex inputs have no sign to branch on:
+        they keep the tanh form.
+        """
+        xp = self.xp
+        if x.dtype == xp.complex64 or x.dtype == xp.complex128:
+            y = xp.tanh(x * 0.5)
+            y *= 0.5
+            y += 0.5
+            return y
+        e = xp.exp(-xp.abs(x))
+        r = 1 / (1 + e)
+        return xp.where(x >= 0, r, e * r)
 
     def _zeros(self, shape, dtype):
         """A zero-filled array on this device (col2im's accumulator)."""
