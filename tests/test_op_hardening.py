@@ -341,3 +341,45 @@ def test_sigmoid_has_a_small_relative_error_everywhere_on_every_backend(xb, dtyp
     exact = 1 / (1 + np.exp(-host.astype(np.float64)))
     y = xb.numpy(F.sigmoid(xb.variable(host)))
     np.testing.assert_allclose(y, exact, rtol=rtol, atol=0)
+
+
+# ----------------------------------------------------------------------------- complex input
+
+COMPLEX_OPS = {
+    "relu": lambda z, r: F.relu(z),
+    "leaky_relu": lambda z, r: F.leaky_relu(z),
+    "softmax": lambda z, r: F.softmax(z),
+    "log_softmax": lambda z, r: F.log_softmax(z),
+    "max": lambda z, r: F.max(z),
+    "min": lambda z, r: F.min(z, axis=1),
+    "logsumexp": lambda z, r: F.logsumexp(z),
+    "clip": lambda z, r: F.clip(z, 0.0, 1.0),
+    "maximum": lambda z, r: F.maximum(r, z),
+    "minimum": lambda z, r: F.minimum(z, r),
+    "pooling": lambda z, r: F.pooling(F.reshape(z, (1, 1, 2, 2)), 2),
+    "mean_squared_error": lambda z, r: F.mean_squared_error(r, z),
+    "mean_squared_error_simple": lambda z, r: F.mean_squared_error_simple(z, r),
+    "softmax_cross_entropy": lambda z, r: F.softmax_cross_entropy(z, _labels(r)),
+    "softmax_cross_entropy_simple": lambda z, r: F.softmax_cross_entropy_simple(z, _labels(r)),
+    "sigmoid_cross_entropy": lambda z, r: F.sigmoid_cross_entropy(z, r.data),
+    "binary_cross_entropy": lambda z, r: F.binary_cross_entropy(r, z.data),
+    "accuracy": lambda z, r: F.accuracy(z, _labels(r)),
+}
+
+
+def _labels(like):
+    return like.backend.from_host(np.array([0, 1]))
+
+
+@pytest.mark.parametrize("name", list(COMPLEX_OPS))
+def test_ordering_ops_and_losses_refuse_complex_input(xb, name):
+    z = xb.variable(np.array([[-2 + 5j, 1 + 0j], [0.5 - 1j, 2 + 0j]]))
+    r = xb.variable(np.array([[0.2, 0.4], [0.6, 0.8]]))
+    with pytest.raises(TypeError, match=rf"{name}: got a complex input \(dtype .*complex128"):
+        COMPLEX_OPS[name](z, r)
+
+
+def test_sigmoid_and_arithmetic_still_take_complex_input():
+    z = np.array([1 + 1j, -2j])
+    np.testing.assert_allclose(F.sigmoid(dz.Variable(z)).data, 1 / (1 + np.exp(-z)), rtol=1e-14)
+    np.testing.assert_array_equal((dz.Variable(z) * 2).data, z * 2)

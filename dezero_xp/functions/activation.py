@@ -5,12 +5,14 @@ The stable forms never overflow: sigmoid goes through ``tanh``, softmax and log_
 the maximum along ``axis``. Each op writes its derivative once (``vjp``), so derivatives of any
 order work. ``tanh`` lives with the elementwise ops.
 
-May import: dezero_xp.core and the elementwise/reduce families of dezero_xp.functions.
+May import: dezero_xp.core, dezero_xp.functions._checks and the elementwise/reduce families
+of dezero_xp.functions.
 """
 
 from __future__ import annotations
 
 from dezero_xp.core import Function, as_variable
+from dezero_xp.functions._checks import refuse_complex
 from dezero_xp.functions.elementwise import exp
 from dezero_xp.functions.reduce import sum as _sum
 
@@ -52,6 +54,7 @@ def sigmoid_simple(x):
 
 class ReLU(Function):
     def forward(self, x):
+        refuse_complex(self.xp, "relu", x)
         return self.xp.maximum(x, 0)
 
     def vjp(self, F, gy, y, x):
@@ -68,6 +71,7 @@ class LeakyReLU(Function):
         self.slope = slope
 
     def forward(self, x):
+        refuse_complex(self.xp, "leaky_relu", x)
         return self.xp.where(x > 0, x, x * self.slope)
 
     def vjp(self, F, gy, y, x):
@@ -87,6 +91,7 @@ class Softmax(Function):
 
     def forward(self, x):
         xp = self.xp
+        refuse_complex(xp, "softmax", x, what="shifts by the maximum")
         e = xp.exp(x - xp.max(x, axis=self.axis, keepdims=True))  # shifted: exp never overflows
         return e / xp.sum(e, axis=self.axis, keepdims=True)
 
@@ -114,6 +119,7 @@ class LogSoftmax(Function):
 
     def forward(self, x):
         xp = self.xp
+        refuse_complex(xp, "log_softmax", x, what="shifts by the maximum")
         shifted = x - xp.max(x, axis=self.axis, keepdims=True)
         log_z = xp.log(xp.sum(xp.exp(shifted), axis=self.axis, keepdims=True))
         return shifted - log_z  # x - logsumexp(x)

@@ -7,7 +7,7 @@ converts them). Each op writes its derivative once, as ``vjp`` against the names
 (see ``Function``); augmented assignments (``g *= gy``) there are in place on the arrays a rule
 made itself and rebind on Variables, so one rule serves both kinds of pass.
 
-May import: dezero_xp.backend and dezero_xp.core.
+May import: dezero_xp.backend, dezero_xp.core and dezero_xp.functions._checks.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import operator
 
 from dezero_xp.backend import python_scalar
 from dezero_xp.core import Function
+from dezero_xp.functions._checks import refuse_complex
 
 __all__ = [
     "abs",
@@ -319,6 +320,7 @@ class Clip(Function):
         self.x_max = x_max
 
     def forward(self, x):
+        refuse_complex(self.xp, "clip", x)
         return self.xp.clip(x, self.x_min, self.x_max)
 
     def vjp(self, F, gy, y, x):
@@ -356,6 +358,7 @@ class Maximum(_ElementwiseExtremum):
     pick_first = staticmethod(operator.gt)
 
     def forward(self, x0, x1):
+        refuse_complex(self.xp, "maximum", x0, x1)
         return self.xp.maximum(x0, x1)
 
 
@@ -363,6 +366,7 @@ class Minimum(_ElementwiseExtremum):
     pick_first = staticmethod(operator.lt)
 
     def forward(self, x0, x1):
+        refuse_complex(self.xp, "minimum", x0, x1)
         return self.xp.minimum(x0, x1)
 
 

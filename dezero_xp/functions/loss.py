@@ -17,6 +17,7 @@ from itertools import zip_longest
 
 from dezero_xp.backend import DeviceMismatchError, backend_of
 from dezero_xp.core import Function, Variable, as_variable, wrap_array
+from dezero_xp.functions._checks import refuse_complex
 from dezero_xp.functions.activation import softmax
 from dezero_xp.functions.elementwise import clip, log
 from dezero_xp.functions.reduce import sum as _sum
@@ -31,6 +32,9 @@ __all__ = [
     "softmax_cross_entropy",
     "softmax_cross_entropy_simple",
 ]
+
+
+_REAL_LOSS = "is a loss to minimize"
 
 
 def _batch_size(shape, name: str) -> int:
@@ -69,6 +73,8 @@ class MeanSquaredError(Function):
 
     def forward(self, x0, x1):
         _check_same_shape("mean_squared_error", x0.shape, x1.shape)
+        # (x0 - x1)^2 is not the squared distance |x0 - x1|^2 of complex numbers.
+        refuse_complex(self.xp, "mean_squared_error", x0, x1, what=_REAL_LOSS)
         diff = x0 - x1
         self.count = _batch_size(diff.shape, "mean_squared_error")
         return self.xp.sum(diff * diff) / self.count
@@ -86,6 +92,7 @@ def mean_squared_error(x0, x1):
 def mean_squared_error_simple(x0, x1):
     """:func:`mean_squared_error` composed from elementwise ops (DeZero's textbook version)."""
     x0, x1 = as_variable(x0), as_variable(x1)
+    refuse_complex(x0.xp, "mean_squared_error_simple", x0, x1, what=_REAL_LOSS)
     diff = x0 - x1
     return _sum(diff**2) / _batch_size(diff.shape, "mean_squared_error_simple")
 
@@ -103,6 +110,7 @@ def _raise_label_range(name, classes, x_shape):
 def _check_class_labels(name, x, t):
     """(N, C) scores and N integer labels; returns the labels as a 1-D array."""
     xp = backend_of(x).xp
+    refuse_complex(xp, name, x, what="compares scores (a softmax shifted by the maximum)")
     if x.ndim != 2:
         raise ValueError(
             f"{name}: x must be 2-D scores of shape (batch, classes), got shape {tuple(x.shape)}"
@@ -224,6 +232,7 @@ def _labels_like(name, x, t):
             f"t to {x_shape}"
         )
     xp = x.xp
+    refuse_complex(xp, name, x, data, what=_REAL_LOSS)
     floating = xp.isdtype(data.dtype, "real floating")
     keep = t_is_variable and floating
     if not keep:
@@ -299,6 +308,7 @@ def accuracy(y, t):
             f"e.g. t.to('{backend}')"
         )
     xp = backend.xp
+    refuse_complex(xp, "accuracy", y_data, what="takes the argmax of the scores")
     if y_data.ndim < 2:
         raise ValueError(
             f"accuracy: y must be scores of shape (batch, classes, ...), got {tuple(y_data.shape)}"

@@ -14,6 +14,7 @@ import math
 
 from dezero_xp.core import Function, as_variable
 from dezero_xp.functions import reduce as _reduce
+from dezero_xp.functions._checks import refuse_complex
 from dezero_xp.functions.conv import Col2im, _check_image, _output_size, im2col, window_arg
 from dezero_xp.functions.shape import reshape, transpose
 
@@ -36,6 +37,7 @@ class Pooling(Function):
     def forward(self, x):
         xp = self.xp
         _check_image(None, "x", x.shape)
+        refuse_complex(xp, "pooling", x, what="takes the maximum of each window")
         _output_size(None, x.shape[2:], self.kernel_size, self.stride, self.pad)
         if any(2 * p > k for p, k in zip(self.pad, self.kernel_size)):
             raise ValueError(

@@ -5,7 +5,7 @@ against the input's shape before any array is touched, so an out-of-range axis r
 clear ValueError on every backend. Where elements tie for a max/min, the gradient is shared
 evenly among them (DeZero gives each tied element the whole gradient).
 
-May import: dezero_xp.core and dezero_xp._shape.
+May import: dezero_xp.core, dezero_xp._shape and dezero_xp.functions._checks.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numbers
 
 from dezero_xp import _shape
 from dezero_xp.core import Function, as_variable
+from dezero_xp.functions._checks import refuse_complex
 
 __all__ = ["average", "logsumexp", "max", "mean", "min", "sum"]
 
@@ -93,6 +94,7 @@ class _ReductionExtremum(Function):
         self.keepdims = keepdims
 
     def forward(self, x):
+        refuse_complex(self.xp, self.reduce_name, x)
         self.x_shape = tuple(x.shape)
         return getattr(self.xp, self.reduce_name)(x, axis=self.axis, keepdims=self.keepdims)
 
@@ -129,6 +131,7 @@ class LogSumExp(Function):
 
     def forward(self, x):
         xp = self.xp
+        refuse_complex(xp, "logsumexp", x, what="shifts by the maximum")
         self.x_shape = tuple(x.shape)
         m = xp.max(x, axis=self.axis, keepdims=True)  # shift by the max: no overflow
         # A slice that is all -inf has no finite max to shift by: its result is -inf, not NaN.
