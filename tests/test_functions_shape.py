@@ -12,7 +12,6 @@ import dezero_xp as dz
 import dezero_xp.functions as F
 
 NOT_STRICT = ("numpy", "cupy", "torch")  # keys mixing arrays and slices
-NO_NEGATIVE_STEP = ("numpy", "strict", "strict:device1", "cupy")  # torch has no negative steps
 
 
 def squared(name, fn, ref, shapes, **kwargs):
@@ -83,7 +82,6 @@ CASES = [
         "get_item_negative_step",
         (slice(None, None, -1), slice(3, 0, -2)),
         [(3, 4)],
-        backends=NO_NEGATIVE_STEP,
     ),
     # get_item: integer arrays (repeats accumulate in backward)
     key_case("get_item_repeated_rows", REPEATED, [(4, 3)]),

@@ -383,3 +383,43 @@ def test_sigmoid_and_arithmetic_still_take_complex_input():
     z = np.array([1 + 1j, -2j])
     np.testing.assert_allclose(F.sigmoid(dz.Variable(z)).data, 1 / (1 + np.exp(-z)), rtol=1e-14)
     np.testing.assert_array_equal((dz.Variable(z) * 2).data, z * 2)
+
+
+# ----------------------------------------------------------------------------- negative steps
+
+NEGATIVE_STEP_KEYS = [
+    slice(None, None, -1),
+    (slice(None, None, -2), slice(3, 0, -1)),
+    (Ellipsis, slice(None, None, -3)),
+    (None, 1, slice(4, None, -2)),
+    (slice(2, 2, -1), Ellipsis),  # empty
+    (slice(None, None, -1), np.int64(2)),
+    (slice(-1, -4, -1), slice(None, None, 2)),
+]
+
+
+@pytest.mark.parametrize("key", NEGATIVE_STEP_KEYS, ids=repr)
+def test_get_item_takes_negative_steps_on_every_backend(xb, key):
+    host = np.arange(20.0).reshape(4, 5)
+    weights = np.random.default_rng(3).standard_normal(host[key].shape)
+    x, w = xb.variable(host), xb.variable(weights)
+    y = F.get_item(x, key)
+    np.testing.assert_array_equal(xb.numpy(y), host[key])
+    F.sum(y * w).backward(create_graph=True)
+    expected = np.zeros_like(host)
+    np.add.at(expected, key, weights)
+    np.testing.assert_array_equal(xb.numpy(x.grad), expected)
+    gx = x.grad
+    w.cleargrad()
+    # Through GetItemGrad's own backward (get_item again): d/dw sum(gx^2) = 2 gx[key] = 2 w.
+    F.sum(gx * gx).backward()
+    np.testing.assert_array_equal(xb.numpy(w.grad), 2 * weights)
+
+
+def test_variable_reversed_by_a_slice_on_torch():
+    pytest.importorskip("torch")
+    x = dz.Variable(np.arange(6.0), device="torch:cpu")
+    y = x[::-1]
+    (y * dz.Variable(np.arange(6.0), device="torch:cpu")).sum().backward()
+    np.testing.assert_array_equal(y.to_cpu().data, np.arange(6.0)[::-1])
+    np.testing.assert_array_equal(x.grad.to_cpu().data, np.arange(6.0)[::-1])

@@ -126,6 +126,11 @@ class GenericKernels:
                     f"-{size} .. {size - 1}); checked on the GPU because eager checks are on"
                 )
 
+    def getitem(self, x, key):
+        """``x[key]`` for a key holding a slice with a negative step (the others index
+        directly); libraries without negative steps (torch) override it."""
+        return x[key]
+
     # ------------------------------------------------------------------ scatter-add, pad
     def scatter_add(self, target, key, values):
         """``target[key] += values`` with repeated indices accumulated; returns the result.

@@ -70,8 +70,21 @@ class TorchKernels(GenericKernels):
     def permutation(self, n):
         return self._torch.randperm(n, generator=self._generator, device=self.device)
 
+    def getitem(self, x, key):
+        """``x[key]``, also for slices with a negative step, which torch refuses ("step must be
+        greater than zero") and the standard allows: such axes are flipped (a copy, as torch
+        has no negative strides) and indexed with the same positions counted from the end."""
+        flips, key = positive_steps(tuple(x.shape), normalize_key(key), self._torch)
+        if flips:
+            x = self._torch.flip(x, flips)
+        return x[key]
+
     def scatter_add(self, target, key, values):
         key = normalize_key(key)
+        flips, key = positive_steps(tuple(target.shape), key, self._torch)
+        if flips:  # a negative-step slice: accumulate into the flipped target, flip it back
+            flipped = self.scatter_add(self._torch.flip(target, flips), key, values)
+            return self._torch.flip(flipped, flips)
         if not key_has_arrays(key):
             target[key] += values
             return target
@@ -120,6 +133,44 @@ class TorchKernels(GenericKernels):
     @staticmethod
     def _copy_into(view, src):
         view.copy_(src)
+
+
+def _negative_step(k) -> bool:
+    return type(k) is slice and k.step is not None and k.step < 0
+
+
+def positive_steps(shape: tuple, key: tuple, torch) -> tuple[tuple[int, ...], tuple]:
+    """``(axes, key)``: the axes to flip and ``key`` with each negative-step slice rewritten
+    as the positive-step slice that picks the same elements of the flipped axis. ``((), key)``
+    when the key has no negative step (the common case: one scan)."""
+    if not any(_negative_step(k) for k in key):
+        return (), key
+    ndim = len(shape)
+
+    def consumed(k) -> int:  # how many axes of x a key entry indexes
+        if k is None or k is Ellipsis:
+            return 0
+        if isinstance(k, torch.Tensor) and k.dtype == torch.bool:
+            return k.ndim
+        return 1
+
+    axis, flips, rewritten = 0, [], []
+    for k in key:
+        if k is Ellipsis:
+            axis += ndim - sum(consumed(e) for e in key)
+        elif _negative_step(k):
+            size = shape[axis]
+            picked = range(*k.indices(size))
+            if len(picked):
+                first = size - 1 - picked[0]  # the first position, counted on the flipped axis
+                step = -picked.step
+                k = slice(first, first + (len(picked) - 1) * step + 1, step)
+                flips.append(axis)
+            else:
+                k = slice(0, 0)
+        axis += consumed(k)
+        rewritten.append(k)
+    return tuple(flips), tuple(rewritten)
 
 
 # --------------------------------------------------------------------------- the adapter

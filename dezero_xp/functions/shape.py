@@ -130,12 +130,14 @@ class _Key:
     gradient is scattered along that axis moved to the front.
     """
 
-    __slots__ = ("key", "take_axis", "index")
+    __slots__ = ("key", "take_axis", "index", "reverses")
 
     def __init__(self, key, take_axis=None, index=None):
         self.key = key
         self.take_axis = take_axis
         self.index = index
+        # A slice with a negative step: indexed through the kernel table (torch has none).
+        self.reverses = any(type(k) is slice and k.step is not None and k.step < 0 for k in key)
 
     def __repr__(self):
         return f"_Key({self.key!r}, take_axis={self.take_axis})"
@@ -202,13 +204,13 @@ def _prepare_key(key, backend, ndim: int) -> _Key:
     return _Key(tuple(prepared))
 
 
-def _apply_key(xp, x, key: _Key, ops=None):
+def _apply_key(xp, x, key: _Key, ops):
     """``x[key]`` (through ``take`` for a one-array key, see :class:`_Key`)."""
     if key.take_axis is None:
-        return x[key.key]
+        return ops.getitem(x, key.key) if key.reverses else x[key.key]
     axis, index = key.take_axis, key.index
-    if ops is not None:  # CuPy's take wraps out-of-range indices: checked when asked for
-        ops.check_index_range(index, x.shape[axis], "get_item")
+    # CuPy's take wraps out-of-range indices: checked when asked for
+    ops.check_index_range(index, x.shape[axis], "get_item")
     flat = xp.take(x, xp.reshape(index, (-1,)), axis=axis)
     if index.ndim == 1:
         return flat
