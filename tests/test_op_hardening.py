@@ -423,3 +423,44 @@ def test_variable_reversed_by_a_slice_on_torch():
     (y * dz.Variable(np.arange(6.0), device="torch:cpu")).sum().backward()
     np.testing.assert_array_equal(y.to_cpu().data, np.arange(6.0)[::-1])
     np.testing.assert_array_equal(x.grad.to_cpu().data, np.arange(6.0)[::-1])
+
+
+# ----------------------------------------------------------------------------- torch devices
+
+
+@pytest.mark.parametrize(
+    "spec", ["torch:CPU", "torch:cuda:-1", "torch:meta", "torch:mps", "torch:x"]
+)
+@pytest.mark.parametrize("how", ["get_backend", "Variable", "to"])
+def test_torch_device_specs_that_are_not_devices_raise_a_value_error(spec, how):
+    pytest.importorskip("torch")
+    make = {
+        "get_backend": lambda: dz.get_backend(spec),
+        "Variable": lambda: dz.Variable(np.zeros(2), device=spec),
+        "to": lambda: dz.Variable(np.zeros(2)).to(spec),
+    }[how]
+    with pytest.raises(ValueError, match=rf"device '{spec}': .*\"torch:cuda:N\"") as info:
+        make()
+    assert "accepted device specs" in str(info.value)
+
+
+def test_torch_device_objects_of_other_types_raise_a_value_error():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"meta.*the CPU and CUDA only"):
+        dz.get_backend(torch.device("meta"))
+    with pytest.raises(ValueError, match="the CPU and CUDA only"):
+        dz.Variable(torch.empty(2, device="meta"))
+
+
+@pytest.mark.parametrize("spec", ["torch", "torch:cpu", "torch:cpu:0"])
+def test_torch_cpu_specs_still_work(spec):
+    pytest.importorskip("torch")
+    assert str(dz.get_backend(spec)) == "torch:cpu"
+
+
+def test_a_missing_torch_cuda_device_is_unavailable_not_a_raw_torch_error(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(dz.DeviceUnavailableError, match=r"torch:cuda:3.*torch sees 1 CUDA"):
+        dz.get_backend("torch:cuda:3")

@@ -13,11 +13,19 @@ dependencies).
 from __future__ import annotations
 
 import functools
+import re
 import types
 
 import numpy as np
 
-from dezero_xp._backends.base import REGISTRY, Adapter, Backend, BackendUnavailable, Device
+from dezero_xp._backends.base import (
+    REGISTRY,
+    Adapter,
+    Backend,
+    BackendUnavailable,
+    Device,
+    DeviceUnavailableError,
+)
 from dezero_xp._backends.generic import GenericKernels, key_has_arrays, normalize_key
 from dezero_xp._install import optional_dependency
 
@@ -211,6 +219,28 @@ def namespace(torch):
     return xp
 
 
+# What follows "torch:" in a device spec: the CPU (cpu:0 is torch's own spelling of it) or a
+# CUDA device.
+_DEVICE_WORDS = re.compile(r"cpu(:0)?|cuda(:[0-9]+)?")
+_DEVICE_TYPES = ("cpu", "cuda")
+
+
+def _native_device(torch, device, spec):
+    """``device`` (a string of _DEVICE_WORDS or a torch.device) as a torch.device on the CPU
+    or CUDA; a ValueError for the others (meta tensors hold no data, and mps, xpu, ... have no
+    kernels here)."""
+    try:
+        native = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        native = None
+    if native is None or native.type not in _DEVICE_TYPES:
+        raise ValueError(
+            f"device {spec if spec is not None else device!r}: dezero_xp runs torch tensors on "
+            'the CPU and CUDA only; use "torch:cpu", "torch:cuda" or "torch:cuda:N" (N >= 0)'
+        )
+    return native
+
+
 class TorchAdapter(Adapter):
     """``torch.Tensor`` on its device; CPU tensors report plain "cpu", so one backend for both."""
 
@@ -223,11 +253,11 @@ class TorchAdapter(Adapter):
         # device object itself): about 0.4 us per lookup, against 4.5 us through backend().
         self._by_device: dict[tuple[str, int | None], Backend] = {}
 
-    def backend(self, device=None) -> Backend:
+    def backend(self, device=None, spec=None) -> Backend:
         with optional_dependency("torch", "torch", 'the "torch" device'):
             import torch  # noqa: PLC0415 - optional dependency
 
-        native = torch.device(device if device is not None else "cpu")
+        native = _native_device(torch, "cpu" if device is None else device, spec)
         if native.type == "cpu":
             native = torch.device("cpu")  # tensors report "cpu", never "cpu:0"
         elif native.type == "cuda":
@@ -237,6 +267,13 @@ class TorchAdapter(Adapter):
                 raise BackendUnavailable(
                     "torch.cuda.is_available() is False", "torch:cpu", f"torch:{native}"
                 )
+            count = torch.cuda.device_count()
+            if native.index >= count:
+                raise DeviceUnavailableError(
+                    f"device {spec if spec is not None else f'torch:{native}'!r}: CUDA device "
+                    f"{native.index} does not exist; torch sees {count} CUDA device(s) "
+                    f"(torch:cuda:0 .. torch:cuda:{count - 1})"
+                )
         ours = Device(native.type, native.index)
         return REGISTRY.make(
             "torch",
@@ -245,11 +282,18 @@ class TorchAdapter(Adapter):
         )
 
     def from_words(self, word, rest, spec):
-        return self.backend(rest or "cpu")
+        if rest and not _DEVICE_WORDS.fullmatch(rest):
+            # torch.device would give its own RuntimeError ("Invalid device string: 'cuda:-1'",
+            # "META device type not an accelerator"): one ValueError with what works instead.
+            raise ValueError(
+                f"device {spec!r}: {rest!r} is not a torch device dezero_xp runs on; use "
+                '"torch" or "torch:cpu", "torch:cuda" or "torch:cuda:N" with N >= 0 (lower case)'
+            )
+        return self.backend(rest or "cpu", spec)
 
     def from_object(self, spec):
         if type(spec).__module__.split(".")[0] == "torch":
-            return self.backend(spec)
+            return self.backend(spec, spec)
         return None
 
     def resolver(self, array):
