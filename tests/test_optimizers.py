@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import math
 
 import numpy as np
 import pytest
@@ -512,20 +513,27 @@ def test_converges_on_a_quadratic(xb, case):
 def test_matches_torch_optim(rng, case):
     import torch
 
-    # Same algorithms, written differently. eps=0 for Adam: torch adds eps after the bias
-    # correction of sqrt(v), DeZero before it, so only eps=0 makes the two identical.
+    # Same algorithms, written differently. Adam: DeZero divides by sqrt(v) + eps and folds the
+    # bias correction sqrt(1 - beta2^t) into the step size; torch divides by
+    # sqrt(v) / sqrt(1 - beta2^t) + eps. The two agree when torch's eps at step t is ours
+    # divided by sqrt(1 - beta2^t): torch is given that eps before each step. (eps=0, which
+    # made them equal trivially, is no longer a valid eps for ours.)
     make, torch_cls, kwargs = {
         "momentum": (O.MomentumSGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9)),
         "adagrad": (O.AdaGrad, torch.optim.Adagrad, dict(lr=0.1, eps=1e-8)),
         "adadelta": (O.AdaDelta, torch.optim.Adadelta, dict(lr=1.0, rho=0.9, eps=1e-6)),
-        "adam": (O.Adam, torch.optim.Adam, dict(lr=0.01, eps=0.0)),
-        "adamw": (O.AdamW, torch.optim.AdamW, dict(lr=0.01, eps=0.0, weight_decay=0.1)),
+        "adam": (O.Adam, torch.optim.Adam, dict(lr=0.01, eps=1e-3)),
+        "adamw": (O.AdamW, torch.optim.AdamW, dict(lr=0.01, eps=1e-3, weight_decay=0.1)),
     }[case]
     p0 = rng.standard_normal(6)
     grads = [rng.standard_normal(6) for _ in range(5)]
     tp = torch.tensor(p0, requires_grad=True)
     topt = torch_cls([tp], **kwargs)
-    for g in grads:
+    adam = make in (O.Adam, O.AdamW)
+    for t, g in enumerate(grads, start=1):
+        if adam:
+            beta2 = topt.param_groups[0]["betas"][1]
+            topt.param_groups[0]["eps"] = kwargs["eps"] / math.sqrt(1 - beta2**t)
         tp.grad = torch.tensor(g)
         topt.step()
     ours_kwargs = {k: v for k, v in kwargs.items() if k != "lr"}
