@@ -1,9 +1,9 @@
 """Activation functions: sigmoid, relu, leaky_relu, softmax and log_softmax (stable forms), plus
 DeZero's ``*_simple`` variants composed from elementwise ops.
 
-The stable forms never overflow: sigmoid goes through ``tanh``, softmax and log_softmax shift by
-the maximum along ``axis``. Each op writes its derivative once (``vjp``), so derivatives of any
-order work. ``tanh`` lives with the elementwise ops.
+The stable forms never overflow: sigmoid is the kernel table's (exact in both tails), softmax
+and log_softmax shift by the maximum along ``axis``. Each op writes its derivative once
+(``vjp``), so derivatives of any order work. ``tanh`` lives with the elementwise ops.
 
 May import: dezero_xp.core, dezero_xp.functions._checks and the elementwise/reduce families
 of dezero_xp.functions.
@@ -29,8 +29,8 @@ __all__ = [
 
 class Sigmoid(Function):
     def forward(self, x):
-        # The kernel table's sigmoid: through tanh (no overflow for large |x|), or the
-        # library's own where it has one (torch.sigmoid).
+        # The kernel table's sigmoid: from exp(-|x|) (no overflow, exact in both tails), with
+        # NumPy's tanh-based fast path, or the library's own where it has one (torch.sigmoid).
         return self.ops.sigmoid(x)
 
     def vjp(self, F, gy, y, x):
