@@ -39,7 +39,7 @@ def test_sigmoid_is_exact_in_both_tails_on_every_backend(xb, dtype):
     assert xb.numpy(y)[1] > 0  # float32 sigmoid(-20) = 2.06e-9 and float64 sigmoid(-40), not 0
 
 
-@pytest.mark.parametrize(("dtype", "rtol"), [("float32", 1e-6), ("float64", 1e-14)])
+@pytest.mark.parametrize(("dtype", "rtol"), [("float32", 1e-6), ("float64", 1e-12)])
 def test_sigmoid_has_a_small_relative_error_everywhere_on_every_backend(xb, dtype, rtol):
     # A dense grid: the tanh form's cancellation grows smoothly towards the left tail, so
     # checking a few tail points missed errors of 6e-6 (float32 near -5.8) and 2e-8 (float64
