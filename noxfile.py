@@ -5,6 +5,8 @@
   packages (no venv, no downloads: it works on an offline GPU machine); skips with a message
   without a usable GPU, fails when DEZERO_XP_TEST_BACKENDS names an unusable GPU backend.
 - ``tests-torch``: the suite on torch tensors; skips with a message when torch cannot be installed.
+- ``tests-oracle``: the property-based gradient suite and the op edge cases with torch
+  installed (torch autograd is the oracle; CI runs it).
 - ``tests-floor``: the suite with the oldest array-api-compat allowed (``ARRAY_API_COMPAT_FLOOR``).
 - ``benchmark``: pytest-benchmark over benchmarks/, JSON saved under benchmarks/results/.
 - ``tests-python-3.10`` .. ``tests-python-3.13``: the suite on each claimed Python version that
@@ -203,6 +205,37 @@ def tests_torch(session: nox.Session) -> None:
         *_pytest_args(session, "-p", "no:cacheprovider"),
         env={"DEZERO_XP_TEST_BACKENDS": "torch"},
     )
+
+
+# The suites that compare with torch autograd (the property-based gradient suite uses it as the
+# oracle, finite differences without it) and the torch backend's own edge cases: CI runs them
+# with torch installed, so the oracle is not only ever used on a developer's machine.
+ORACLE_TESTS = [
+    "tests/test_gradients_property.py",
+    "tests/test_op_hardening.py",
+    "tests/test_backend_edges.py",
+    "tests/test_gradient_semantics.py",
+]
+
+
+@nox.session(name="tests-oracle")
+def tests_oracle(session: nox.Session) -> None:
+    """The gradient suites against torch autograd, on every backend installed (torch too)."""
+    spec = os.environ.get(TORCH_SPEC_ENV, DEFAULT_TORCH_SPEC).split()
+    session.install("-e", ".[test]")
+    try:
+        session.install(*spec)
+    except nox.command.CommandFailed:
+        session.skip(
+            f"could not install {' '.join(spec)!r}; set {TORCH_SPEC_ENV} "
+            "to a torch requirement this machine can install"
+        )
+    session.run(
+        "python",
+        "-c",
+        "import torch; print('torch', torch.__version__, 'is the oracle')",
+    )
+    session.run("python", *_pytest_args(session, "-p", "no:cacheprovider", *ORACLE_TESTS))
 
 
 @nox.session
