@@ -53,7 +53,7 @@ class Variable(Movable):
     def __init__(self, data, name=None, device=None):
         backend = None
         if data is not None:
-            data, backend = as_array_data(data, "Variable")
+            data, backend = as_array_data(data, type(self).__name__)
         if device is not None:
             target = get_backend(device)
             if data is not None:
@@ -248,7 +248,10 @@ def as_variable(obj):
     """``obj`` if it is a Variable, else a new Variable around it (DeZero's helper)."""
     if isinstance(obj, Variable):
         return obj
-    return Variable(obj)
+    try:
+        return Variable(obj)
+    except TypeError as exc:
+        raise TypeError(f"as_variable: {exc}") from None
 
 
 def as_array(x, array_module=None):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +41,7 @@ from dezero_xp._backends.base import (
     scalar_as_array,
 )
 from dezero_xp._config import env_flag
+from dezero_xp._random import host_rng, seed, seed_new_backend, uses_numpy_global_rng
 
 __all__ = [
     "Backend",
@@ -87,15 +87,7 @@ _SPEC_HELP = "accepted device specs: None, " + ", ".join(
 
 # spec word ("cpu", "cuda", "torch", ...) -> the adapter that answers it
 _WORDS = {word: adapter for adapter in ADAPTERS for word in adapter.words}
-_global_seed: int | None = None  # set by seed(); backends created later derive theirs from it
-
-
-def _seed_new_backend(backend: Backend) -> None:
-    if _global_seed is not None:
-        backend.ops.seed(_derived_seed(_global_seed, backend))
-
-
-REGISTRY.on_create = _seed_new_backend
+REGISTRY.on_create = seed_new_backend  # backends created after seed(n) derive theirs from n
 # The CPU backend: the default device and the fallback of an unusable one.
 NUMPY = _WORDS["cpu"].from_words("cpu", "", "cpu")
 
@@ -150,7 +142,10 @@ def get_array_module(x):
     data = getattr(x, "data", x) if not is_array(x) else x
     if data is None or isinstance(data, (bool, int, float, complex)):
         return np
-    return backend_of(data).xp
+    try:
+        return backend_of(data).xp
+    except TypeError as exc:
+        raise TypeError(f"get_array_module: {exc}") from None
 
 
 # --------------------------------------------------------------------------- device specs
@@ -178,7 +173,10 @@ def _check_env_device() -> None:
 def set_default_device(spec) -> None:
     """Set the device used where none is given (``None``): ``"cpu"`` unless set."""
     global _default_spec, _env_device_checked
-    get_backend(spec)  # validate now, not at the first use
+    try:
+        get_backend(spec)  # validate now, not at the first use
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"set_default_device: {exc}") from None
     _default_spec = spec
     _env_device_checked = True
 
@@ -194,7 +192,7 @@ def set_strict_devices(flag: bool = True) -> None:
     Also settable with the environment variable ``DEZERO_XP_STRICT_DEVICES=1``.
     """
     global _strict_devices
-    _strict_devices = bool(flag)
+    _strict_devices = _flag(flag, "set_strict_devices")
 
 
 def strict_devices() -> bool:
@@ -210,7 +208,13 @@ def set_eager_checks(flag: bool = True) -> None:
     checking either costs a device-to-host synchronisation per call. With eager checks on, both
     raise IndexError as they do on the CPU. Also settable with ``DEZERO_XP_EAGER_CHECKS=1``.
     """
-    CHECKS.eager = bool(flag)
+    CHECKS.eager = _flag(flag, "set_eager_checks")
+
+
+def _flag(value, where: str) -> bool:
+    if isinstance(value, (bool, np.bool_)) or (type(value) is int and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{where}: expected True or False, got {type(value).__name__} {value!r:.40}")
 
 
 def eager_checks() -> bool:
@@ -350,61 +354,6 @@ def transfer(array, target: Backend):
     return target.ops.from_host(source.ops.to_host(array))
 
 
-# --------------------------------------------------------------------------- random numbers
-
-
-def _derived_seed(seed_value: int, backend: Backend) -> int:
-    # Each backend gets its own stream, reproducible from the global seed and its key.
-    key = zlib.crc32(str(backend).encode())
-    return int(np.random.SeedSequence([seed_value, key]).generate_state(1)[0])
-
-
-def seed(value: int) -> None:
-    """Seed the random generators of every backend (dropout, initialisers, shuffling).
-
-    Until ``seed`` is called, the NumPy backend and the host draws (DataLoader shuffling,
-    datasets, random transforms) use NumPy's global generator exactly as DeZero does, so
-    ``np.random.seed(n)`` makes a DeZero script reproducible with DeZero's numbers. After
-    ``seed(n)`` each backend has its own stream derived from ``n``, and NumPy's global
-    generator is neither read nor changed. ``seed(None)`` returns to the default.
-    """
-    global _global_seed
-    if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool)):
-        raise TypeError(f"seed: expected an int or None, got {type(value).__name__}")
-    if value is not None and value < 0:
-        raise ValueError(f"seed: expected an int >= 0 (or None), got {value}")
-    _global_seed = None if value is None else int(value)
-    with REGISTRY.lock:
-        _host_streams.clear()
-        for backend in REGISTRY.backends.values():
-            backend.ops.seed(None if value is None else _derived_seed(_global_seed, backend))
-
-
-def uses_numpy_global_rng() -> bool:
-    """True until ``seed`` is called: host draws come from NumPy's global generator."""
-    return _global_seed is None
-
-
-# purpose -> how many host generators were handed out for it since the last seed()
-_host_streams: dict[str, int] = {}
-
-
-def host_rng(purpose: str):
-    """The host generator for ``purpose`` (data shuffling, datasets, random transforms).
-
-    Before any ``seed`` call this is NumPy's global generator (the ``np.random`` module, which
-    has the Generator methods used here: ``permutation``, ``uniform``, ``random``), so
-    ``np.random.seed`` applies. After ``seed(n)`` it is a new Generator, and the k-th one asked
-    for a given purpose is the same in every run and on every device.
-    """
-    with REGISTRY.lock:
-        if _global_seed is None:
-            return np.random
-        k = _host_streams.get(purpose, 0)
-        _host_streams[purpose] = k + 1
-        return np.random.default_rng([_global_seed, zlib.crc32(purpose.encode()), k])
-
-
 # --------------------------------------------------------------------------- core helpers
 
 _PYTHON_SCALARS = (bool, int, float, complex)
@@ -445,4 +394,8 @@ def as_array_data(obj, where: str):
             f"{where}: data must be an array, got {type(obj).__name__} {obj!r:.60}. "
             f"Wrap it first, e.g. numpy.array({obj!r:.40})"
         )
-    return (obj.detach() if getattr(obj, "requires_grad", False) else obj), backend_of(obj)
+    try:
+        backend = backend_of(obj)
+    except TypeError as exc:
+        raise TypeError(f"{where}: {exc}") from None
+    return (obj.detach() if getattr(obj, "requires_grad", False) else obj), backend

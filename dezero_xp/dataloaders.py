@@ -46,6 +46,12 @@ class DataLoader(Movable):
             )
         if batch_size < 1:
             raise ValueError(f"{where}: batch_size must be >= 1, got {batch_size!r}")
+        sized = hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")
+        if not sized or isinstance(dataset, (str, bytes)):
+            raise TypeError(
+                f"{where}: dataset must have __len__ and __getitem__ (a dz.Dataset, a list of "
+                f"(x, t) pairs, ...), got {type(dataset).__name__}"
+            )
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle

@@ -26,7 +26,7 @@ PACKAGE_DIR = Path(dezero_xp.__file__).resolve().parent
 # A unit is a top-level module ("core") or a subpackage ("functions", "_backends").
 LAYERS: list[tuple[str, ...]] = [
     ("_config", "_install"),
-    ("backend", "_backends"),
+    ("backend", "_backends", "_random"),
     ("_shape", "_download", "_npz"),
     ("_variable",),
     ("core", "core_simple"),
@@ -53,6 +53,7 @@ CUPY_ALLOWED_FILES = {Path("_backends/cupy.py")}
 NUMPY_ALLOWED = {
     "backend",
     "_backends",
+    "_random",  # seeds and NumPy's global generator (DeZero's default)
     "testing",
     "datasets",
     "dataloaders",

@@ -280,3 +280,46 @@ def test_the_optimizer_table_covers_every_optimizer():
         and getattr(O, n) is not O.Optimizer
     }
     assert updating == set(OPTIMIZER_HYPERPARAMETERS), "add the new optimizer to the table"
+
+
+# --------------------------------------------------------------------------- dezero_xp itself
+# Top-level names a bad first argument cannot reach, and why.
+DZ_EXEMPT = {
+    "as_array": "DeZero's helper: it converts scalars and returns anything else unchanged",
+    "Dataset": "its first parameter is the train flag, any truth value (as in DeZero)",
+}
+
+
+def _dz_callables():
+    names = []
+    for name in dz.__all__:
+        obj = getattr(dz, name)
+        if not callable(obj) or name in DZ_EXEMPT:
+            continue
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            continue
+        try:
+            params = list(inspect.signature(obj).parameters.values())
+        except (TypeError, ValueError):
+            continue
+        if params and params[0].kind in (
+            params[0].POSITIONAL_ONLY,
+            params[0].POSITIONAL_OR_KEYWORD,
+        ):
+            names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("name", _dz_callables())
+@pytest.mark.parametrize("bad", [object(), "abc?"], ids=["object", "str"])
+def test_every_top_level_name_refuses_a_bad_first_argument_by_name(name, bad):
+    obj = getattr(dz, name)
+    with pytest.raises((TypeError, ValueError)) as info:
+        # Names with more required parameters get valid ones after the bad first argument.
+        extra = {"full": (1.0,), "full_like": (1.0,), "DataLoader": (2,), "SeqDataLoader": (2,)}
+        obj(bad, *extra.get(name, ()))
+    message = _squash(str(info.value))
+    # get_backend is the device parser: its messages name the device spec it could not read
+    assert _squash(name) in message or (name == "get_backend" and "device" in message), (
+        f"dz.{name}({bad!r}): {info.value}"
+    )

@@ -74,7 +74,12 @@ def test_environment_device_is_used_when_valid():
 
 
 def test_negative_seed_is_refused():
-    before = (B._global_seed, B.uses_numpy_global_rng())
+    from dezero_xp import _random
+
+    before = (_random._global_seed, B.uses_numpy_global_rng())
     with pytest.raises(ValueError, match=r"seed: expected an int >= 0 \(or None\), got -1"):
         dz.seed(-1)
-    assert (B._global_seed, B.uses_numpy_global_rng()) == before  # the refused call changed nothing
+    assert (
+        _random._global_seed,
+        B.uses_numpy_global_rng(),
+    ) == before  # the refused call changed nothing

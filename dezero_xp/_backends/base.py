@@ -82,6 +82,14 @@ class Device:
     type: str
     index: int | str | None = None
 
+    def __post_init__(self):
+        if not isinstance(self.type, str) or not self.type.isidentifier():
+            raise TypeError(
+                f"Device: type must be a non-empty str such as 'cuda', got {self.type!r}"
+            )
+        if self.index is not None and not isinstance(self.index, (int, str)):
+            raise TypeError(f"Device: index must be an int, a str or None, got {self.index!r}")
+
     def __str__(self) -> str:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 

@@ -98,7 +98,13 @@ class Layer(Movable):
         object.__setattr__(self, "_params", _Names())  # Parameter and Layer attribute names
         object.__setattr__(self, "_persistent", _Names())  # raw state array names
         # The Backend this layer is placed on; None until placed (see the module docstring).
-        object.__setattr__(self, "_backend", None if device is None else get_backend(device))
+        backend = None
+        if device is not None:
+            try:
+                backend = get_backend(device)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{type(self).__name__}: device: {exc}") from None
+        object.__setattr__(self, "_backend", backend)
 
     def __setattr__(self, name, value):
         names = self.__dict__.get("_params")
