@@ -277,6 +277,14 @@ def test_class_losses_refuse_labels_outside_the_classes(xb, loss, label):
         loss(x, xb.asarray(np.array([0, label])))
 
 
+@pytest.mark.parametrize("label", [-1, 3])
+def test_accuracy_refuses_labels_outside_the_classes(xb, label):
+    y = xb.variable(np.array([[0.1, 0.2, 0.7], [0.5, 0.3, 0.2]]))
+    with pytest.raises(IndexError, match=r"accuracy: labels must lie in \[0, 3\)"):
+        F.accuracy(y, xb.asarray(np.array([2, label])))
+    assert float(xb.numpy(F.accuracy(y, xb.asarray(np.array([2, 1]))))) == 0.5
+
+
 # ----------------------------------------------------------------------------- empty batches
 
 EMPTY_LOSSES = {
@@ -304,6 +312,14 @@ def test_losses_refuse_an_empty_batch(xb, name):
     x = xb.variable(np.zeros((0, 3)))
     with pytest.raises(ValueError, match=rf"{name}: the batch is empty \(shape \(0, 3\)\)"):
         EMPTY_LOSSES[name](xb, x)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 2), (2, 0)])
+def test_accuracy_refuses_an_empty_batch_like_the_losses(xb, shape):
+    y = xb.variable(np.zeros(shape))
+    t = xb.asarray(np.zeros((shape[0],) + shape[2:], np.int64))
+    with pytest.raises(ValueError, match=r"accuracy: y of shape .* holds no scores"):
+        F.accuracy(y, t)  # was nan, with a NumPy RuntimeWarning
 
 
 # ----------------------------------------------------------------------------- complex input

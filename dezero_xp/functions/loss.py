@@ -297,7 +297,9 @@ def accuracy(y, t):
     """Fraction of rows where ``argmax(y, axis=1)`` equals the label ``t`` (not differentiable).
 
     Returns a 0-d Variable on ``y``'s device in the library's default float (float64 on NumPy,
-    as DeZero's); no host transfer.
+    as DeZero's); no host transfer. An empty batch raises ValueError (as the losses do); integer
+    labels outside ``[0, C)`` raise IndexError where values are checked (as in
+    :func:`softmax_cross_entropy`).
     """
     y_data = y.data if isinstance(y, Variable) else y
     t_data = t.data if isinstance(t, Variable) else t
@@ -313,7 +315,20 @@ def accuracy(y, t):
         raise ValueError(
             f"accuracy: y must be scores of shape (batch, classes, ...), got {tuple(y_data.shape)}"
         )
+    if math.prod(y_data.shape) == 0:
+        # The mean of no hits is nan (and a NumPy RuntimeWarning), as a loss over 0 samples.
+        raise ValueError(
+            f"accuracy: y of shape {tuple(y_data.shape)} holds no scores (an empty batch, or 0 "
+            "classes): the fraction of correct predictions among none is undefined; skip "
+            "empty batches (e.g. a DataLoader's last one)"
+        )
     with backend:  # CuPy computes on its current device
+        if xp.isdtype(t_data.dtype, "integral") and backend.checks_values:
+            # A label outside [0, C) is never hit: a silent 0 for the row (as -1 wrapping
+            # around would be on the losses); host backends check, GPUs with eager checks.
+            classes = y_data.shape[1]
+            if not bool(xp.all((t_data >= 0) & (t_data < classes))):
+                _raise_label_range("accuracy", classes, y_data.shape)
         return Variable(_accuracy(xp, backend, y_data, t_data))
 
 
