@@ -24,7 +24,15 @@ from dezero_xp.backend import (
     transfer,
 )
 
-__all__ = ["Parameter", "Variable", "as_array", "as_variable", "update_clock", "wrap_array"]
+__all__ = [
+    "Parameter",
+    "Variable",
+    "as_array",
+    "as_variable",
+    "check_not_updated",
+    "update_clock",
+    "wrap_array",
+]
 
 
 class Variable(Movable):
@@ -44,6 +52,7 @@ class Variable(Movable):
         "requires_grad",
         "_clock",  # update_clock when its creator ran (see below); on the Variable, not the
         # Function: one more key in a Function's __dict__ would resize it at every op
+        "_updated_at",  # update_clock at its last tracked change of data (unset: never)
         "__weakref__",
     )
     # NumPy defers `ndarray + Variable` to Variable.__radd__ instead of broadcasting over it.
@@ -84,6 +93,12 @@ class Variable(Movable):
             self._data = None
             return
         value, backend = as_array_data(value, "Variable.data")
+        old = self._data
+        if old is not None and old.shape != value.shape:
+            # The ops that used the old data read the new one at backward time: tracked (see
+            # check_not_updated); a new array of the same shape is not (like a raw write).
+            update_clock[0] += 1
+            self._updated_at = update_clock[0]
         self._data = value
         self._backend = backend
 
@@ -195,17 +210,38 @@ class Variable(Movable):
         return self
 
 
-# How many in-place updates of Parameters have happened (optimizer steps, ``p.data = ...``).
-# A Function's outputs record the count when it joins a graph; when the count has moved by
-# backward time, the engine checks that no Parameter the op used was updated since (the cheap
-# part of PyTorch's version counters: writes through dezero_xp, not raw writes into arrays).
+# How many tracked changes of data have happened: in-place updates of Parameters (optimizer
+# steps, ``p.data = ...``) and any Variable given data of another shape. A Function's outputs
+# record the count when it joins a graph; when the count has moved by backward time, the engine
+# checks that no input of the op changed since (the cheap part of PyTorch's version counters:
+# writes through dezero_xp, not raw writes into arrays).
 update_clock = [0]
+
+def check_not_updated(f, clock):
+    """Refuse to backpropagate through ``f`` (run at update-clock ``clock``) when an input it
+    used changed since: a Parameter updated in place, or a Variable given data of another
+    shape (the backward pass would read data that the forward pass never saw)."""
+    for i, x in enumerate(f.inputs):
+        if getattr(x, "_updated_at", 0) > clock:
+            name = f" {x.name!r}" if x.name else ""
+            if isinstance(x, Parameter):
+                raise RuntimeError(
+                    f"{type(f).__name__}: Parameter{name} (input {i}, shape {tuple(x.shape)}) "
+                    "was updated in place (an optimizer step or p.data = ...) after the forward "
+                    "pass that used it, so its gradient would be wrong; call backward() before "
+                    "optimizer.update(), or run the forward pass again"
+                )
+            raise RuntimeError(
+                f"{type(f).__name__}: Variable{name} (input {i}) was given data of another shape "
+                f"{tuple(x.shape)} (x.data = ...) after the forward pass that used it, so the "
+                "backward pass cannot use it; run the forward pass again on the new data"
+            )
 
 
 class Parameter(Variable):
     """A Variable that a Layer registers and an Optimizer updates."""
 
-    __slots__ = ("_updated_at",)
+    __slots__ = ()
 
     def mark_updated(self) -> None:
         """Record an in-place update of the data (optimizers call it after each step)."""

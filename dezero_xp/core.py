@@ -23,6 +23,7 @@ from dezero_xp._variable import (
     Variable,
     as_array,
     as_variable,
+    check_not_updated,  # noqa: F401 - the engine's check, imported from here
     update_clock,
     wrap_array,
 )
@@ -386,20 +387,6 @@ class Function:
             f"(inputs: {_describe(inputs)}). dezero_xp never copies between devices implicitly; "
             f"move it first, e.g. x.to('{expected}')"
         )
-
-
-def check_not_updated(f, clock):
-    """Refuse to backpropagate through ``f`` (run at update-clock ``clock``) when a Parameter it
-    used was updated in place since (its saved data is no longer what the forward pass saw)."""
-    for i, x in enumerate(f.inputs):
-        if isinstance(x, Parameter) and getattr(x, "_updated_at", 0) > clock:
-            name = f" {x.name!r}" if x.name else ""
-            raise RuntimeError(
-                f"{type(f).__name__}: Parameter{name} (input {i}, shape {tuple(x.shape)}) was "
-                "updated in place (an optimizer step or p.data = ...) after the forward pass "
-                "that used it, so its gradient would be wrong; call backward() before "
-                "optimizer.update(), or run the forward pass again"
-            )
 
 
 def raise_gradient_shape(f, x, gx):

@@ -236,6 +236,26 @@ def test_replacing_a_saved_parameters_data_is_refused(xb):
         y.backward()
 
 
+@pytest.mark.parametrize("make", [lambda x: x * x, lambda x: x * 2.0, lambda x: F.exp(x)])
+def test_giving_a_variable_data_of_another_shape_before_backward_is_refused(xb, make):
+    # Was a raw broadcast error without the op, or (x * 2.0 with (1,) data) a silently
+    # summed gradient of the wrong shape's data.
+    x = Variable(xb.asarray(np.ones(3)), name="x")
+    y = F.sum(make(x))
+    x.data = xb.asarray(np.ones(1))
+    with pytest.raises(RuntimeError, match=r"Variable 'x' \(input 0\) was given data of another"):
+        y.backward()
+
+
+def test_new_data_of_another_shape_before_the_forward_pass_is_fine(xb):
+    x = Variable(xb.asarray(np.ones(3)))
+    F.sum(x * x).backward()
+    x.data = xb.asarray(np.full(4, 2.0))  # e.g. a smaller last batch into a reused Variable
+    x.cleargrad()
+    F.sum(x * x).backward()
+    np.testing.assert_array_equal(xb.numpy(x.grad), [4.0] * 4)
+
+
 def test_the_usual_loop_is_not_affected(xb):
     p = dz.Parameter(xb.asarray(np.array([1.0, 2.0])))
     optimizer = dz.optimizers.SGD(lr=0.25).setup(_model_with(p))
