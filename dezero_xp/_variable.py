@@ -63,6 +63,7 @@ class Variable(Movable):
         backend = None
         if data is not None:
             data, backend = as_array_data(data, type(self).__name__)
+            _refuse_non_numbers(data, type(self).__name__)
         if device is not None:
             target = get_backend(device)
             if data is not None:
@@ -93,6 +94,7 @@ class Variable(Movable):
             self._data = None
             return
         value, backend = as_array_data(value, "Variable.data")
+        _refuse_non_numbers(value, "Variable.data")
         old = self._data
         if old is not None and old.shape != value.shape:
             # The ops that used the old data read the new one at backward time: tracked (see
@@ -216,6 +218,18 @@ class Variable(Movable):
 # checks that no input of the op changed since (the cheap part of PyTorch's version counters:
 # writes through dezero_xp, not raw writes into arrays).
 update_clock = [0]
+
+# dtype kinds of NumPy (and CuPy) arrays that hold no numbers: object, str, bytes, void, dates.
+_NOT_NUMBERS = frozenset("OUSVMm")
+
+
+def _refuse_non_numbers(data, where: str) -> None:
+    if getattr(getattr(data, "dtype", None), "kind", None) in _NOT_NUMBERS:
+        raise TypeError(
+            f"{where}: data must hold numbers (bool, int, float or complex), got an array of "
+            f"dtype {data.dtype}; convert it first, e.g. numpy.asarray(data, dtype=float)"
+        )
+
 
 def check_not_updated(f, clock):
     """Refuse to backpropagate through ``f`` (run at update-clock ``clock``) when an input it

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import numpy as np
 import pytest
@@ -85,3 +86,21 @@ def test_tensor_still_takes_numbers():
     assert dz.tensor([True, 1]).dtype == np.int64
     assert dz.tensor([2**70], dtype="float64").data[0] == 2.0**70
     assert dz.tensor([[1, 2.5]]).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "array", [np.array(["a"]), np.array([b"x"]), np.array([object()]), np.array(["2020"], "M8[D]")]
+)
+def test_variable_refuses_arrays_that_hold_no_numbers(array):
+    dtype = re.escape(str(array.dtype))
+    with pytest.raises(TypeError, match=rf"Variable: data must hold numbers.*{dtype}"):
+        dz.Variable(array)
+    x = dz.Variable(np.zeros(1))
+    with pytest.raises(TypeError, match="Variable.data: data must hold numbers"):
+        x.data = array
+    assert x.data.dtype == np.float64  # left as it was
+
+
+def test_variable_still_takes_every_kind_of_number():
+    for dtype in (bool, np.int8, np.uint16, np.float16, np.float64, np.complex64):
+        assert dz.Variable(np.zeros(2, dtype)).dtype == dtype
