@@ -181,7 +181,8 @@ class Function:
                     ys = self.forward(*arrays)
             else:
                 ys = self.forward(*arrays)
-        except (ValueError, TypeError, IndexError, RuntimeError) as exc:  # torch: RuntimeError
+        # torch raises RuntimeError; OverflowError: a Python int beyond the dtype, e.g. clip's
+        except (ValueError, TypeError, IndexError, RuntimeError, OverflowError) as exc:
             if isinstance(exc, DeviceMismatchError):
                 raise
             if self.broadcasting:  # libraries disagree on the error: one ValueError for all
@@ -362,7 +363,13 @@ class Function:
 
     def _as_input(self, x, i, inputs, backend, ref_dtype):
         if type(x) is float or type(x) is int or is_scalar(x):
-            return _constant(x, backend, ref_dtype)
+            try:
+                return _constant(x, backend, ref_dtype)
+            except (OverflowError, ValueError, RuntimeError) as exc:  # torch: either of the last
+                raise OverflowError(
+                    f"{type(self).__name__}: input {i}, the scalar {x!r:.40}, does not fit the "
+                    f"op's dtype {ref_dtype} ({exc}); use a smaller value or a wider dtype"
+                ) from None
         if x is None or isinstance(x, (list, tuple, str, dict)):
             raise TypeError(
                 f"{type(self).__name__}: input {i} is a {type(x).__name__}, not an array; inputs "

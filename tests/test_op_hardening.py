@@ -362,3 +362,41 @@ def test_sigmoid_and_arithmetic_still_take_complex_input():
     z = np.array([1 + 1j, -2j])
     np.testing.assert_allclose(F.sigmoid(dz.Variable(z)).data, 1 / (1 + np.exp(-z)), rtol=1e-14)
     np.testing.assert_array_equal((dz.Variable(z) * 2).data, z * 2)
+
+
+# ----------------------------------------------------------------------------- oversized scalars
+
+
+@pytest.mark.parametrize(
+    ("dtype", "make", "op", "fragment"),
+    [
+        (np.int64, lambda x: x + 2**70, "Add", "1180591620717411303424"),
+        (np.int32, lambda x: 2**70 - x, "Sub", "1180591620717411303424"),
+        (np.int8, lambda x: x * 300, "Mul", "300"),
+        (np.float32, lambda x: x * 10**400, "Mul", "1000000000"),
+    ],
+)
+def test_a_scalar_beyond_the_ops_dtype_is_an_overflow_error_naming_the_op(
+    xb, dtype, make, op, fragment
+):
+    # Was NumPy's/torch's bare "Python int too large to convert to C long" (or a ValueError).
+    x = xb.variable(np.ones(2, dtype))
+    with pytest.raises(
+        OverflowError, match=rf"{op}: input \d, the scalar {fragment}.* does not fit"
+    ):
+        make(x)
+
+
+def test_a_big_scalar_that_fits_the_dtype_still_works(xb):
+    y = xb.variable(np.ones(2, np.float32)) * 2**70
+    assert xb.numpy(y).dtype == np.float32 and xb.numpy(y)[0] == 2.0**70
+
+
+def test_bounds_beyond_an_integer_dtype_name_clip_or_clip_nothing(xb):
+    x = xb.variable(np.array([1, -3], np.int8))
+    try:
+        y = F.clip(x, -(2**70), 2**70)
+    except OverflowError as error:  # array-api-strict refuses such a bound
+        assert str(error).startswith("Clip: ")
+    else:
+        np.testing.assert_array_equal(xb.numpy(y), [1, -3])
