@@ -155,6 +155,7 @@ _default_spec: Any = os.environ.get("DEZERO_XP_DEVICE") or "cpu"
 # DEZERO_XP_DEVICE is checked at its first use (resolving it may start CUDA), naming the variable.
 _env_device_checked = "DEZERO_XP_DEVICE" not in os.environ
 _strict_devices = env_flag("DEZERO_XP_STRICT_DEVICES")
+CHECKS.eager = env_flag("DEZERO_XP_EAGER_CHECKS")
 _fallback_warned = False
 
 

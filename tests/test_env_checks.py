@@ -1,5 +1,5 @@
 """Settings that are misspelt fail loudly, naming the setting: DEZERO_XP_STRICT_DEVICES,
-DEZERO_XP_DEVICE, dz.seed."""
+DEZERO_XP_EAGER_CHECKS, DEZERO_XP_DEVICE, dz.seed."""
 
 from __future__ import annotations
 
@@ -53,6 +53,21 @@ def test_misspelt_strict_devices_fails_the_import():
     result = _import_with({"DEZERO_XP_STRICT_DEVICES": "ture"}, "import dezero_xp")
     assert result.returncode != 0
     assert "DEZERO_XP_STRICT_DEVICES='ture' is not a yes/no value" in result.stderr
+
+
+def test_misspelt_eager_checks_fails_the_import():
+    # Was read with its own parser: anything but 1/true/yes silently left the checks off.
+    result = _import_with({"DEZERO_XP_EAGER_CHECKS": "maybe"}, "import dezero_xp")
+    assert result.returncode != 0
+    assert "DEZERO_XP_EAGER_CHECKS='maybe' is not a yes/no value" in result.stderr
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("on", "True"), ("0", "False"), ("", "False")])
+def test_eager_checks_take_every_yes_no_value(raw, expected):
+    code = "import dezero_xp as dz; print(dz.backend.eager_checks())"
+    result = _import_with({"DEZERO_XP_EAGER_CHECKS": raw}, code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
 
 
 def test_environment_device_names_the_variable(monkeypatch):

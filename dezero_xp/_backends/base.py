@@ -20,7 +20,6 @@ May import: numpy (NumPy scalars and dtype names only). It imports nothing from 
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ class _Checks:
     these checks always run (they cost nothing there).
     """
 
-    eager = os.environ.get("DEZERO_XP_EAGER_CHECKS", "").strip().lower() in ("1", "true", "yes")
+    eager = False  # dezero_xp.backend sets it from DEZERO_XP_EAGER_CHECKS (a yes/no value)
 
 
 CHECKS = _Checks()
