@@ -90,7 +90,10 @@ class MLP(Model):
         self.activation = activation
         self.layers = []
         for i, out_size in enumerate(fc_output_sizes):
-            layer = L.Linear(out_size, dtype=dtype, device=device)
+            try:
+                layer = L.Linear(out_size, dtype=dtype, device=device)
+            except (TypeError, ValueError) as exc:  # name the MLP and the entry, not only Linear
+                raise type(exc)(f"MLP: fc_output_sizes[{i}]: {exc}") from None
             setattr(self, "l" + str(i), layer)
             self.layers.append(layer)
 
