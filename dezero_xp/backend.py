@@ -289,11 +289,11 @@ def _auto() -> Backend:
 
 
 def _from_string(spec: str) -> Backend:
-    word, _, rest = spec.strip().partition(":")
+    word, colon, rest = spec.strip().partition(":")
     word = word.lower()
-    if word == "auto" and not rest:
+    if word == "auto" and not colon:
         return _auto()
-    adapter = _WORDS.get(word)
+    adapter = None if colon and not rest.strip() else _WORDS.get(word)  # "torch:" is a typo
     if adapter is None:
         raise ValueError(f"unknown device {spec!r}; {_SPEC_HELP}")
     return adapter.from_words(word, rest, spec)

@@ -129,3 +129,10 @@ def test_a_missing_torch_cuda_device_is_unavailable_not_a_raw_torch_error(monkey
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(dz.DeviceUnavailableError, match=r"torch:cuda:3.*torch sees 1 CUDA"):
         dz.get_backend("torch:cuda:3")
+
+
+@pytest.mark.parametrize("spec", ["torch:", "strict:", "cuda:", "cpu:", "auto:", "torch: "])
+def test_a_spec_with_nothing_after_its_colon_is_refused(spec):
+    # Was taken as the bare word ("torch:" meant "torch"), hiding a cut-off device name.
+    with pytest.raises(ValueError, match=rf"unknown device {spec!r}; accepted device specs"):
+        dz.backend.get_backend(spec)
