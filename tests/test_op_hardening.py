@@ -165,6 +165,17 @@ def test_batch_norm_layer_refuses_an_empty_batch_and_runs_one_in_test_mode():
         assert bn(dz.Variable(np.zeros((0, 3)))).shape == (0, 3)
 
 
+@pytest.mark.parametrize("which", ["mean", "var"])
+def test_batch_norm_refuses_integer_running_statistics(xb, which):
+    # Was NumPy's UFuncTypeError "Cannot cast ufunc 'multiply' output" from the in-place update.
+    stats = {"mean": xb.asarray(np.zeros(3)), "var": xb.asarray(np.ones(3))}
+    stats[which] = xb.asarray(np.ones(3, np.int64))
+    x = xb.variable(np.arange(12.0).reshape(4, 3))
+    with pytest.raises(TypeError, match=rf"batch_norm: {which} must be a real floating-point"):
+        F.batch_norm(x, xb.variable(np.ones(3)), xb.variable(np.zeros(3)), **stats)
+    np.testing.assert_array_equal(xb.numpy(stats[which]), np.ones(3))
+
+
 # ----------------------------------------------------------------------------- windows
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from dezero_xp._config import Config
-from dezero_xp.backend import is_array
+from dezero_xp.backend import backend_of, is_array
 from dezero_xp.core import Function, Variable, as_variable
 from dezero_xp.functions.linalg import matmul
 
@@ -234,6 +234,12 @@ def _running_array(name, value):
         raise TypeError(
             f"batch_norm: {name} must be an array (the running statistic, updated in place), "
             f"got {type(value).__name__}"
+        )
+    if not backend_of(data).xp.isdtype(data.dtype, "real floating"):
+        # Updated in place with a float average: an integer array cannot hold it.
+        raise TypeError(
+            f"batch_norm: {name} must be a real floating-point array (the running statistic, "
+            f"updated in place), got dtype {data.dtype}; cast it, e.g. to float32"
         )
     return data
 
