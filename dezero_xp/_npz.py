@@ -59,7 +59,13 @@ _READ_ERRORS = (
 
 def _text_path(path) -> str:
     """``path`` as a str (bytes and path-like objects too)."""
-    return os.fsdecode(os.fspath(path))
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise TypeError(
+            f"a weights file path must be a str, bytes or os.PathLike, got "
+            f"{type(path).__name__} {path!r:.40}"
+        ) from None
 
 
 def npz_path(path) -> str:
