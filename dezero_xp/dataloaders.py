@@ -57,7 +57,16 @@ class DataLoader(Movable):
         self.shuffle = shuffle
         self.data_size = len(dataset)
         self.max_iter = math.ceil(self.data_size / self.batch_size)
-        self.dtype = None if dtype is None else np.dtype(dtype)
+        try:
+            self.dtype = None if dtype is None else np.dtype(dtype)
+        except TypeError:
+            self.dtype = np.dtype(object)  # refused just below, naming the loader
+        if self.dtype is not None and not np.issubdtype(self.dtype, np.floating):
+            # Floating-point data is cast to it: an integer dtype would truncate silently.
+            raise TypeError(
+                f"{where}: dtype must be None or a floating-point dtype such as 'float32' (what "
+                f"floating-point data becomes), got {dtype!r:.40}"
+            )
         if isinstance(device, bool):  # DeZero's positional DataLoader(ds, n, shuffle, gpu)
             device, gpu = None, device or gpu
         if gpu and device is None:

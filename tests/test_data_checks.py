@@ -49,6 +49,14 @@ def test_bad_batch_sizes_are_refused(batch_size, error, fragment):
         SeqDataLoader(DATA, batch_size)
 
 
+@pytest.mark.parametrize("loader", [DataLoader, SeqDataLoader])
+@pytest.mark.parametrize("dtype", ["banana", "int64", 3])
+def test_a_dtype_that_is_not_floating_is_refused_by_name(loader, dtype):
+    # Was NumPy's "data type 'banana' not understood"; 'int64' truncated the data silently.
+    with pytest.raises(TypeError, match=rf"{loader.__name__}: dtype must be None or a floating"):
+        loader(DATA, 2, dtype=dtype)
+
+
 def test_numpy_integer_batch_size_works():
     loader = DataLoader(DATA, np.int64(4), shuffle=False)
     assert loader.batch_size == 4 and type(loader.batch_size) is int and len(loader) == 2
