@@ -92,8 +92,12 @@ class MLP(Model):
         for i, out_size in enumerate(fc_output_sizes):
             try:
                 layer = L.Linear(out_size, dtype=dtype, device=device)
-            except (TypeError, ValueError) as exc:  # name the MLP and the entry, not only Linear
-                raise type(exc)(f"MLP: fc_output_sizes[{i}]: {exc}") from None
+            except (TypeError, ValueError) as exc:  # name the MLP and the layer, not only Linear
+                if type(exc) not in (TypeError, ValueError):
+                    raise  # e.g. DeviceUnavailableError: keep its type
+                raise type(exc)(
+                    f"MLP: layer l{i} (fc_output_sizes[{i}]={out_size!r}): {exc}"
+                ) from None
             setattr(self, "l" + str(i), layer)
             self.layers.append(layer)
 

@@ -108,8 +108,16 @@ def test_shared_and_cyclic_layers_are_still_listed_once():
         (lambda: L.BatchNorm(dtype="int64"), TypeError, "BatchNorm: dtype"),
         (lambda: M.MLP([]), ValueError, "MLP: fc_output_sizes is empty"),
         (lambda: M.MLP(5), TypeError, "MLP: fc_output_sizes must be a sequence"),
-        (lambda: M.MLP([3, -1]), ValueError, r"MLP: fc_output_sizes\[1\]: Linear: out_size"),
-        (lambda: M.MLP([2.5]), TypeError, r"MLP: fc_output_sizes\[0\]: Linear: out_size"),
+        (
+            lambda: M.MLP([3, -1]),
+            ValueError,
+            r"MLP: layer l1 .fc_output_sizes\[1\]=-1.: Linear: out_",
+        ),
+        (
+            lambda: M.MLP([2.5]),
+            TypeError,
+            r"MLP: layer l0 .fc_output_sizes\[0\]=2.5.: Linear: out_",
+        ),
         (lambda: M.MLP([3], activation="relu"), TypeError, "MLP: activation"),
     ],
 )
