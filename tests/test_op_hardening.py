@@ -411,3 +411,40 @@ def test_bounds_beyond_an_integer_dtype_name_clip_or_clip_nothing(xb):
         assert str(error).startswith("Clip: ")
     else:
         np.testing.assert_array_equal(xb.numpy(y), [1, -3])
+
+
+# ----------------------------------------------------------------------------- hyperparameters
+
+
+def _bn(xb, **kw):
+    x = xb.variable(np.arange(12.0).reshape(4, 3))
+    gamma, beta = xb.variable(np.ones(3)), xb.variable(np.zeros(3))
+    return F.batch_norm(x, gamma, beta, xb.asarray(np.zeros(3)), xb.asarray(np.ones(3)), **kw)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda xb, x: F.leaky_relu(x, "abc"), TypeError, "leaky_relu: slope must be a real"),
+        (lambda xb, x: F.leaky_relu(x, float("nan")), ValueError, "leaky_relu: slope must be fin"),
+        (lambda xb, x: F.dropout(x, "abc"), TypeError, "dropout: dropout_ratio must be a real"),
+        (lambda xb, x: _bn(xb, eps=-1.0), ValueError, r"batch_norm: eps must be finite and > 0"),
+        (lambda xb, x: _bn(xb, eps="abc"), TypeError, "batch_norm: eps must be a real number"),
+        (lambda xb, x: _bn(xb, decay=2.0), ValueError, r"batch_norm: decay must be in \[0, 1\]"),
+        (lambda xb, x: _bn(xb, decay=True), TypeError, "batch_norm: decay must be a real number"),
+    ],
+    ids=["slope-str", "slope-nan", "ratio-str", "eps-negative", "eps-str", "decay-2", "decay-bool"],
+)
+def test_real_hyperparameters_are_refused_by_op_and_name(xb, call, error, message):
+    # Were NumPy's "ufunc 'multiply' did not contain a loop", "'<=' not supported", or for a
+    # negative eps a silent nan from sqrt.
+    with pytest.raises(error, match=message):
+        call(xb, xb.variable(np.ones((2, 3))))
+
+
+def test_valid_hyperparameters_of_every_kind_still_work(xb):
+    x = xb.variable(np.array([-1.0, 2.0]))
+    np.testing.assert_allclose(xb.numpy(F.leaky_relu(x, -0.5)), [0.5, 2.0])
+    np.testing.assert_allclose(xb.numpy(F.leaky_relu(x, np.float32(0.5))), [-0.5, 2.0])
+    y = _bn(xb, decay=np.float64(1.0), eps=np.float64(1e-3))
+    assert xb.numpy(y).shape == (4, 3)

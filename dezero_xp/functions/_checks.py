@@ -1,4 +1,5 @@
-"""Input checks shared by the op families: refusing complex input where an op orders values.
+"""Input checks shared by the op families: refusing complex input where an op orders values,
+and real-number hyperparameters (slopes, rates, decays, epsilons).
 
 relu, max/min, clip, maximum/minimum, softmax, pooling and the losses compare or order their
 inputs; complex numbers have no order, and the libraries disagree on what to do with them
@@ -10,7 +11,9 @@ May import: nothing of dezero_xp (the array namespace comes from the caller).
 
 from __future__ import annotations
 
-__all__ = ["is_complex", "refuse_complex"]
+import math
+
+__all__ = ["is_complex", "real_hyperparameter", "refuse_complex"]
 
 # type(dtype) -> {dtype: whether it is complex}. Grouped by the dtype's type because dtypes of
 # different libraries may hash alike (array-api-strict's float32 hashes as NumPy's), and
@@ -44,3 +47,22 @@ def refuse_complex(xp, op: str, x, other=None, what: str = "compares values") ->
             )
     if other is not None:
         refuse_complex(xp, op, other, None, what)
+
+
+def real_hyperparameter(op: str, name: str, value, rule="finite", ok=math.isfinite):
+    """``value`` unchanged when it is a real number (NumPy scalars and 0-d arrays too, not a
+    bool or a string) for which ``ok(float(value))`` holds; else a TypeError or a ValueError
+    naming ``op``, ``name`` and ``rule`` (what a valid value is, e.g. "in [0, 1]")."""
+    number = None
+    if not isinstance(value, (bool, str, bytes)) and value is not None:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            pass
+    if number is None:
+        raise TypeError(
+            f"{op}: {name} must be a real number, got {type(value).__name__} {value!r:.40}"
+        )
+    if not ok(number):
+        raise ValueError(f"{op}: {name} must be {rule}, got {value!r:.40}")
+    return value

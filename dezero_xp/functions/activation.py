@@ -12,7 +12,7 @@ of dezero_xp.functions.
 from __future__ import annotations
 
 from dezero_xp.core import Function, as_variable
-from dezero_xp.functions._checks import refuse_complex
+from dezero_xp.functions._checks import real_hyperparameter, refuse_complex
 from dezero_xp.functions.elementwise import exp
 from dezero_xp.functions.reduce import sum as _sum
 
@@ -82,6 +82,7 @@ class LeakyReLU(Function):
 
 def leaky_relu(x, slope=0.2):
     """``x`` where ``x > 0``, else ``slope * x``."""
+    real_hyperparameter("leaky_relu", "slope", slope)
     return LeakyReLU(slope)(x)
 
 

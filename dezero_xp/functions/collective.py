@@ -23,7 +23,7 @@ import math
 from dezero_xp._config import Config
 from dezero_xp.backend import DeviceMismatchError, backend_of, get_backend
 from dezero_xp.core import Function, as_variable
-from dezero_xp.functions.nn import _running_array, batch_norm
+from dezero_xp.functions.nn import _check_decay_and_eps, _running_array, batch_norm
 from dezero_xp.functions.reduce import sum as _sum
 from dezero_xp.functions.shape import reshape
 
@@ -64,6 +64,7 @@ def sync_batch_norm(x, gamma, beta, mean, var, comm, decay=0.9, eps=2e-5):
     """
     if not Config.train:
         return batch_norm(x, gamma, beta, mean, var, decay=decay, eps=eps)
+    _check_decay_and_eps("sync_batch_norm", decay, eps)
     mean = _running_array("mean", mean)
     var = _running_array("var", var)
     x = as_variable(x)

@@ -19,6 +19,7 @@ import math
 from dezero_xp._config import Config
 from dezero_xp.backend import backend_of, is_array
 from dezero_xp.core import Function, Variable, as_variable
+from dezero_xp.functions._checks import real_hyperparameter
 from dezero_xp.functions.linalg import matmul
 
 __all__ = [
@@ -114,8 +115,7 @@ class Dropout(Function):
 def dropout(x, dropout_ratio=0.5):
     """Zero each element with probability ``dropout_ratio`` and scale the rest by
     ``1 / (1 - dropout_ratio)`` (training mode); in test mode return ``x`` unchanged."""
-    if not 0.0 <= dropout_ratio < 1.0:
-        raise ValueError(f"dropout: dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
+    real_hyperparameter("dropout", "dropout_ratio", dropout_ratio, "in [0, 1)", _unit_open)
     x = as_variable(x)
     if not Config.train:
         return x
@@ -227,6 +227,16 @@ class BatchNorm(Function):
         return gx, F.reshape(ggamma, (channels,)), F.reshape(gbeta, (channels,)), None, None
 
 
+def _unit_open(v):
+    return 0.0 <= v < 1.0
+
+
+def _check_decay_and_eps(op, decay, eps):
+    """The running-average decay in [0, 1] and a finite eps > 0 (a negative one makes nan)."""
+    real_hyperparameter(op, "decay", decay, "in [0, 1]", lambda v: 0.0 <= v <= 1.0)
+    real_hyperparameter(op, "eps", eps, "finite and > 0", lambda v: math.isfinite(v) and v > 0)
+
+
 def _running_array(name, value):
     """The running statistic as a raw array (a Variable's array: updated in place too)."""
     data = value.data if isinstance(value, Variable) else value
@@ -252,6 +262,7 @@ def batch_norm(x, gamma, beta, mean, var, decay=0.9, eps=2e-5):
     ``mean = decay * mean + (1 - decay) * batch_mean`` (and likewise ``var``, with the unbiased
     batch variance); test mode (``dezero_xp.test_mode()``) normalizes with them instead.
     """
+    _check_decay_and_eps("batch_norm", decay, eps)
     mean = _running_array("mean", mean)
     var = _running_array("var", var)
     return BatchNorm(decay, eps)(x, gamma, beta, mean, var)
