@@ -404,3 +404,20 @@ def test_dtype_name_normalises_every_library():
 
         names.append(torch.float32)
     assert {serialization.dtype_name(d) for d in names} == {"float32"}
+
+
+PATH_CALLS = {
+    "save_weights": lambda m, p: m.save_weights(p),
+    "load_weights": lambda m, p: m.load_weights(p),
+    "save_checkpoint": lambda m, p: serialization.save_checkpoint(p, m),
+    "load_checkpoint": lambda m, p: serialization.load_checkpoint(p, m),
+    "read_npz": lambda m, p: serialization.read_npz(p),
+}
+
+
+@pytest.mark.parametrize("call", list(PATH_CALLS.values()), ids=list(PATH_CALLS))
+@pytest.mark.parametrize("path", [123, None, 1.5])
+def test_a_path_that_is_not_a_path_says_so(call, path):
+    # Was os.fspath's "expected str, bytes or os.PathLike object, not int".
+    with pytest.raises(TypeError, match=r"a weights file path must be a str, bytes or os.PathLike"):
+        call(M.MLP((2,)), path)
