@@ -80,6 +80,8 @@ def backward(self, retain_grad=False, create_graph=False):
     """
     if self._data is None:
         raise ValueError("backward: this Variable holds no data")
+    if type(retain_grad) is not bool or type(create_graph) is not bool:
+        _refuse_flags(retain_grad, create_graph)
     backend = self._backend
     if self.creator is None:
         if not self.requires_grad:
@@ -102,6 +104,14 @@ def backward(self, retain_grad=False, create_graph=False):
             _backprop(self, retain_grad, create_graph)
     finally:
         Config.enable_backprop = previous
+
+
+def _refuse_flags(retain_grad, create_graph):
+    for name, value in (("retain_grad", retain_grad), ("create_graph", create_graph)):
+        if not isinstance(value, bool) and not (type(value) is int and value in (0, 1)):
+            raise TypeError(
+                f"backward: {name} must be True or False, got {type(value).__name__} {value!r:.40}"
+            )
 
 
 def _seed(root):

@@ -71,6 +71,8 @@ class Variable(Movable):
             backend = target
         self._data = data
         self._backend = backend
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}: name must be a str or None, got {name!r:.40}")
         self.name = name
         self.grad = None
         self.creator = None

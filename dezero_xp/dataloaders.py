@@ -54,6 +54,11 @@ class DataLoader(Movable):
             )
         self.dataset = dataset
         self.batch_size = int(batch_size)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(
+                f"{where}: shuffle must be True or False, got {type(shuffle).__name__} "
+                f"{shuffle!r:.40}"
+            )
         self.shuffle = shuffle
         self.data_size = len(dataset)
         self.max_iter = math.ceil(self.data_size / self.batch_size)

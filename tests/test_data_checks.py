@@ -112,3 +112,25 @@ def test_variable_refuses_arrays_that_hold_no_numbers(array):
 def test_variable_still_takes_every_kind_of_number():
     for dtype in (bool, np.int8, np.uint16, np.float16, np.float64, np.complex64):
         assert dz.Variable(np.zeros(2, dtype)).dtype == dtype
+
+
+@pytest.mark.parametrize("shuffle", ["yes", 1.0, None])
+def test_dataloader_refuses_a_shuffle_that_is_not_a_flag(shuffle):
+    with pytest.raises(TypeError, match="DataLoader: shuffle must be True or False"):
+        dz.DataLoader([(np.zeros(2), 0)] * 4, 2, shuffle=shuffle)
+
+
+@pytest.mark.parametrize("name", [3, b"w", ["w"]])
+def test_variable_refuses_a_name_that_is_not_a_string(name):
+    with pytest.raises(TypeError, match="Variable: name must be a str or None"):
+        dz.Variable(np.zeros(2), name=name)
+
+
+@pytest.mark.parametrize("flag", ["retain_grad", "create_graph"])
+def test_backward_refuses_flags_that_are_not_booleans(flag):
+    x = dz.Variable(np.ones(2))
+    y = (x * 2.0).sum()
+    with pytest.raises(TypeError, match=f"backward: {flag} must be True or False"):
+        y.backward(**{flag: "x"})
+    y.backward(**{flag: True})  # a real flag still works
+    np.testing.assert_array_equal(x.grad.data, [2.0, 2.0])

@@ -234,3 +234,19 @@ def test_model_to_is_all_or_nothing():
     assert [layer._backend for layer in model._walk()] == placements
     y = model.fc(np.ones((1, 3), np.float32))  # still usable where it was
     assert y.backend is cpu
+
+
+def test_a_linear_whose_weight_was_set_to_none_says_so():
+    layer = L.Linear(3, in_size=2)
+    layer.W = None
+    with pytest.raises(TypeError, match="Linear: W is None"):
+        layer(np.ones((1, 2), np.float32))
+
+
+def test_an_attribute_error_inside_a_layer_becomes_a_type_error_naming_it():
+    class Broken(dz.Layer):
+        def forward(self, x):
+            return x.no_such_attribute
+
+    with pytest.raises(TypeError, match="Broken: .*no_such_attribute"):
+        Broken()(np.ones(2))

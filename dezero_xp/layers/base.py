@@ -147,7 +147,7 @@ class Layer(Movable):
                 self._adopt(backend)
         try:
             outputs = self.forward(*inputs)
-        except (TypeError, ValueError, IndexError, RuntimeError) as exc:
+        except (TypeError, ValueError, IndexError, RuntimeError, AttributeError) as exc:
             message = str(exc)
             name = type(self).__name__
             if message.startswith(name):

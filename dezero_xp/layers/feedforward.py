@@ -56,6 +56,11 @@ class Linear(Layer):
 
     def forward(self, x):
         shape = check_input("Linear", x, min_ndim=1)
+        if self.W is None:
+            raise TypeError(
+                "Linear: W is None (it was assigned None, which unregisters a Parameter); "
+                "assign a Parameter, e.g. layer.W = dz.Parameter(array)"
+            )
         if self.W.data is None:
             self.in_size = shape[-1]
             try:
