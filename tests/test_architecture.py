@@ -6,6 +6,8 @@
 - Only the backend layer imports cupy; numpy only where ``NUMPY_ALLOWED`` says (never inside
   ``functions/``: ops use ``self.xp``).
 - No module imports the package root (``__init__`` only assembles).
+- Imports under ``if TYPE_CHECKING:`` never run, so they are exempt from the order (annotations
+  may name a class of a lower layer); the cupy and numpy rules still apply to them.
 - Every module opens with a docstring that says what it may import.
 """
 
@@ -25,7 +27,8 @@ PACKAGE_DIR = Path(dezero_xp.__file__).resolve().parent
 # Top to bottom; a module may import from its own row and the rows above it.
 # A unit is a top-level module ("core") or a subpackage ("functions", "_backends").
 LAYERS: list[tuple[str, ...]] = [
-    ("_config", "_install"),
+    # typing: the public type aliases (its imports of lower layers are for type checkers only).
+    ("_config", "_install", "typing"),
     ("backend", "_backends", "_random"),
     ("_shape", "_download", "_npz"),
     ("_variable",),
@@ -63,6 +66,7 @@ NUMPY_ALLOWED = {
     "_optim_checks",
     "utils",
     "distributed",  # MPI and torch.distributed move host buffers
+    "typing",  # numpy.ndarray and numpy.generic in the aliases
 }
 CUPY_MODULES = {"cupy", "cupyx", "cupy_backends"}
 # importlib.import_module("cupy") / __import__("cupy") would dodge the ast check.
@@ -115,6 +119,25 @@ def imported_modules(source: str, module_name: str, is_package: bool) -> list[tu
     return found
 
 
+def _is_type_checking_test(test: ast.expr) -> bool:
+    """``TYPE_CHECKING`` or ``typing.TYPE_CHECKING``."""
+    if isinstance(test, ast.Name):
+        return test.id == "TYPE_CHECKING"
+    return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+
+
+def type_only_import_lines(source: str) -> set[int]:
+    """The lines of the imports inside ``if TYPE_CHECKING:`` blocks (they never run)."""
+    lines = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.If) and _is_type_checking_test(node.test):
+            for statement in node.body:
+                for inner in ast.walk(statement):
+                    if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                        lines.add(inner.lineno)
+    return lines
+
+
 def _internal_unit(name: str) -> str | None:
     """The unit an absolute module name belongs to, "" for the root package, None if external."""
     parts = name.split(".")
@@ -135,6 +158,7 @@ def import_violations(source: str, relative: Path) -> list[str]:
     module_name = _module_name(relative)
     problems = []
     existing = _existing_units() | set(LEVEL)
+    type_only = type_only_import_lines(source)
     for name, line in imported_modules(source, module_name, _is_package(relative)):
         where = f"{relative}:{line} imports {name}"
         top = name.split(".")[0]
@@ -152,7 +176,12 @@ def import_violations(source: str, relative: Path) -> list[str]:
             # ``from dezero_xp import Variable``: a name of the root package, not a module
             problems.append(f"{where}: import {target!r} from the module that defines it")
             continue
-        if target in LEVEL and unit in LEVEL and LEVEL[target] > LEVEL[unit]:
+        if (
+            target in LEVEL
+            and unit in LEVEL
+            and LEVEL[target] > LEVEL[unit]
+            and line not in type_only
+        ):
             problems.append(
                 f"{where}: {target!r} is listed below {unit!r} in the import order "
                 "(DESIGN.md section 2)"
@@ -207,6 +236,14 @@ def test_module_docstring_says_what_it_may_import(relative):
         ("layers.py", "import dezero_xp\n", "not the package root"),
         ("functions/reduce.py", "from ..layers import Linear\n", "listed below 'functions'"),
         ("backend.py", "from . import core\n", "listed below 'backend'"),
+        # Outside the TYPE_CHECKING block, or a cupy import inside it: still caught.
+        (
+            "backend.py",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    pass\nfrom . import core\n",
+            "listed below 'backend'",
+        ),
+        ("layers.py", "if TYPE_CHECKING:\n    import cupy\n", "only _backends/cupy.py"),
+        ("layers.py", "if TYPE_CHECKING:\n    import numpy\n", "numpy is not allowed"),
     ],
 )
 def test_checker_catches_violations(relative, source, fragment):
@@ -223,6 +260,9 @@ def test_checker_catches_violations(relative, source, fragment):
         ("_backends/cupy.py", "def f():\n    import cupy\n    from dezero_xp import backend\n"),
         ("backend.py", "from dezero_xp._backends import ADAPTERS\n"),
         ("__init__.py", "from dezero_xp.utils import sum_to\n"),
+        # Type-only imports never run: an annotation may name a class of a lower layer.
+        ("typing.py", "if TYPE_CHECKING:\n    from dezero_xp.core import Variable\n"),
+        ("backend.py", "import typing\nif typing.TYPE_CHECKING:\n    from . import core\n"),
     ],
 )
 def test_checker_accepts_allowed_imports(relative, source):
