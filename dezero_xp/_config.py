@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 __all__ = ["Config", "env_flag", "no_grad", "test_mode", "using_config"]
 
@@ -19,7 +21,7 @@ __all__ = ["Config", "env_flag", "no_grad", "test_mode", "using_config"]
 class _ThreadConfig(threading.local):
     """Flags with per-thread values; a new thread starts from the defaults."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.enable_backprop = True
         self.train = True
 
@@ -30,7 +32,7 @@ Config = _ThreadConfig()
 
 
 @contextlib.contextmanager
-def using_config(name: str, value):
+def using_config(name: str, value: Any) -> Iterator[None]:
     """Set ``Config.<name>`` to ``value`` for the duration of a ``with`` block (this thread)."""
     if not hasattr(Config, name):
         raise AttributeError(
@@ -44,12 +46,12 @@ def using_config(name: str, value):
         setattr(Config, name, old_value)
 
 
-def no_grad():
+def no_grad() -> contextlib.AbstractContextManager[None]:
     """Run a block without building the graph (no backward through it, less memory)."""
     return using_config("enable_backprop", False)
 
 
-def test_mode():
+def test_mode() -> contextlib.AbstractContextManager[None]:
     """Run a block in test mode: dropout is off, batch norm uses its running statistics."""
     return using_config("train", False)
 

@@ -22,6 +22,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ from dezero_xp._backends.base import (
 )
 from dezero_xp._config import env_flag
 from dezero_xp._random import host_rng, seed, seed_new_backend, uses_numpy_global_rng
+from dezero_xp.typing import Array, ArrayLike, DeviceLike
 
 __all__ = [
     "Backend",
@@ -97,7 +99,7 @@ NUMPY = _WORDS["cpu"].from_words("cpu", "", "cpu")
 _resolvers: dict[type, Callable[[Any], Backend]] = {}
 
 
-def _resolve_new_type(array) -> Backend:
+def _resolve_new_type(array: Any) -> Backend:
     """First sighting of an array type: find its adapter and remember how for next time."""
     for adapter in ADAPTERS:
         resolver = adapter.resolver(array)
@@ -113,7 +115,7 @@ def _resolve_new_type(array) -> Backend:
     )
 
 
-def backend_of(array) -> Backend:
+def backend_of(array: ArrayLike) -> Backend:
     """The backend an array belongs to (a dict lookup on its type after the first call)."""
     resolver = _resolvers.get(type(array))
     if resolver is None:
@@ -124,7 +126,7 @@ def backend_of(array) -> Backend:
 _NOT_ARRAYS = (bool, int, float, complex, str, bytes, list, tuple, dict, type(None))
 
 
-def is_array(obj) -> bool:
+def is_array(obj: Any) -> bool:
     """True for arrays of any supported library (not for Python or NumPy scalars, or lists)."""
     if isinstance(obj, _NOT_ARRAYS) or isinstance(obj, np.generic):
         return False
@@ -137,7 +139,7 @@ def is_array(obj) -> bool:
     return True
 
 
-def get_array_module(x):
+def get_array_module(x: Any) -> Any:
     """DeZero's ``cuda.get_array_module``: the namespace of ``x`` (a Variable or an array)."""
     data = getattr(x, "data", x) if not is_array(x) else x
     if data is None or isinstance(data, (bool, int, float, complex)):
@@ -171,7 +173,7 @@ def _check_env_device() -> None:
     _env_device_checked = True
 
 
-def set_default_device(spec) -> None:
+def set_default_device(spec: DeviceLike | None) -> None:
     """Set the device used where none is given (``None``): ``"cpu"`` unless set."""
     global _default_spec, _env_device_checked
     try:
@@ -241,7 +243,7 @@ def _reset_device_state() -> None:
         adapter.reset()
 
 
-def _fall_back(spec, unavailable: BackendUnavailable) -> Backend:
+def _fall_back(spec: DeviceLike, unavailable: BackendUnavailable) -> Backend:
     """The fallback instead of an unusable device: warn once, or raise in strict mode."""
     reason = unavailable.reason
     spec = unavailable.device or spec
@@ -269,6 +271,7 @@ def _fall_back(spec, unavailable: BackendUnavailable) -> Backend:
 
 def _caller_stacklevel() -> int:
     """The ``stacklevel`` of the first frame outside dezero_xp (where the user asked)."""
+    frame: FrameType | None
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == (
         "dezero_xp"
@@ -299,7 +302,7 @@ def _from_string(spec: str) -> Backend:
     return adapter.from_words(word, rest, spec)
 
 
-def _from_object(spec) -> Backend:
+def _from_object(spec: DeviceLike) -> Backend:
     if isinstance(spec, bool):
         raise TypeError(f"device {spec!r}: a bool is not a device; {_SPEC_HELP}")
     for adapter in ADAPTERS:
@@ -311,7 +314,7 @@ def _from_object(spec) -> Backend:
     raise TypeError(f"cannot interpret {type(spec).__name__} {spec!r} as a device; {_SPEC_HELP}")
 
 
-def get_backend(spec=None) -> Backend:
+def get_backend(spec: DeviceLike | None = None) -> Backend:
     """Resolve a device spec to its Backend (see ``_SPEC_HELP`` for what is accepted).
 
     ``"cuda"`` on a machine without CuPy or without a usable GPU returns the NumPy backend and
@@ -338,14 +341,14 @@ def get_backend(spec=None) -> Backend:
 # --------------------------------------------------------------------------- transfers
 
 
-def to_host(array) -> np.ndarray:
+def to_host(array: ArrayLike) -> np.ndarray:
     """Copy any supported array to a NumPy array (NumPy arrays are returned as they are)."""
     if type(array) is np.ndarray:
         return array
     return backend_of(array).ops.to_host(array)
 
 
-def transfer(array, target: Backend):
+def transfer(array: ArrayLike, target: Backend) -> Array:
     """``array`` on ``target``: returned as it is when already there, else copied explicitly."""
     source = backend_of(array)
     if source is target:
@@ -360,7 +363,7 @@ def transfer(array, target: Backend):
 _PYTHON_SCALARS = (bool, int, float, complex)
 
 
-def is_scalar(value) -> bool:
+def is_scalar(value: object) -> bool:
     """Python and NumPy scalars: host values that meet an array in the array's dtype."""
     return isinstance(value, _PYTHON_SCALARS) or isinstance(value, np.generic)
 
@@ -368,7 +371,7 @@ def is_scalar(value) -> bool:
 NumpyScalar = np.generic  #: for isinstance checks in modules that may not import NumPy
 
 
-def python_scalar(value):
+def python_scalar(value: Any) -> Any:
     """A NumPy scalar as the Python scalar it holds, anything else unchanged: the dtype rule for
     scalars (a Python scalar is weak, it takes the array's dtype; NumPy 2 would promote float32
     against a NumPy float64 scalar). Hyperparameters and ``x ** c`` go through it."""
@@ -377,7 +380,7 @@ def python_scalar(value):
     return value
 
 
-def as_array_data(obj, where: str):
+def as_array_data(obj: Any, where: str) -> tuple[Array, Backend]:
     """``(array, backend)`` for data given to a Variable; a clear TypeError for anything else.
 
     NumPy scalars become 0-d NumPy arrays (as NumPy's ufuncs return them on 0-d input). A torch

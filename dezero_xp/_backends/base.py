@@ -14,18 +14,24 @@ provide a device raises :class:`BackendUnavailable` ("unavailable, because ...")
 Also here, for the core: :class:`Movable` (DeZero's ``to_cpu``/``to_gpu``) and
 :func:`scalar_as_array` (a Python number in an array's dtype).
 
-May import: numpy (NumPy scalars and dtype names only). It imports nothing from dezero_xp.
+May import: numpy (NumPy scalars and dtype names only). It imports nothing from dezero_xp
+(but dezero_xp.typing, for type checkers only).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from dezero_xp.typing import Array, DeviceLike, DTypeLike
 
 _NO_SCOPE = contextlib.nullcontext()  # reusable and reentrant
 
@@ -63,7 +69,7 @@ class BackendUnavailable(Exception):  # noqa: N818 - a signal between adapter an
     adapter's own words (``"torch:cuda:0"``), when that reads better than the spec given.
     """
 
-    def __init__(self, reason: str, fallback: str | None = None, device: str | None = None):
+    def __init__(self, reason: str, fallback: str | None = None, device: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.fallback = fallback
@@ -96,7 +102,7 @@ class Device:
         return f"Device('{self}')"
 
     # A Device also equals its string form, so `x.device == "cpu"` reads naturally.
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         if isinstance(other, Device):
             return self.type == other.type and self.index == other.index
         if isinstance(other, str):
@@ -112,7 +118,7 @@ CPU = Device("cpu")
 _DTYPE_KINDS = ("bool", "integral", "real floating", "complex floating")
 
 
-def dtype_name(dtype) -> str:
+def dtype_name(dtype: DTypeLike) -> str:
     """The standard name of a dtype of any library: ``"float32"``, ``"int64"``, ``"bool"``, ...
 
     Also accepts dtype names and NumPy scalar types (``numpy.float32``), as DeZero code passes.
@@ -154,16 +160,16 @@ class Backend:
 
     def __init__(
         self,
-        name,
-        xp,
-        device,
-        native_device,
-        ops_factory,
-        array_type,
+        name: str,
+        xp: Any,
+        device: Device,
+        native_device: Any,
+        ops_factory: Callable[[Backend], Any],
+        array_type: type,
         *,
-        value_types=None,
-        coerce=None,
-    ):
+        value_types: Iterable[type] | None = None,
+        coerce: Callable[[Any], Any] | None = None,
+    ) -> None:
         self.name = name  # library: "numpy", "cupy", "torch", "strict" (array-api-strict), ...
         self.xp = xp
         self.device = device
@@ -201,15 +207,15 @@ class Backend:
         return CHECKS.eager or self.device.type != "cuda"
 
     # ------------------------------------------------------------------ device scope
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self._scope.__enter__()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> bool | None:
         return self._scope.__exit__(*exc)
 
     # ------------------------------------------------------------------ dtypes
-    def dtype(self, dtype, where: str = "dtype"):
+    def dtype(self, dtype: DTypeLike, where: str = "dtype") -> Any:
         """This library's dtype object for ``dtype``: a name, a NumPy dtype or scalar type, or
         another library's dtype. A TypeError naming ``where`` for anything else."""
         key = dtype if isinstance(dtype, str) else None
@@ -232,25 +238,27 @@ class Backend:
         return found
 
     # ------------------------------------------------------------------ allocation
-    def full(self, shape, fill_value, dtype="float32"):
+    def full(self, shape: Sequence[int], fill_value: Any, dtype: DTypeLike = "float32") -> Array:
         """``fill_value`` everywhere, in ``dtype``, allocated on this device."""
         dtype = self.dtype(dtype)
         with self._scope:
             return self.xp.full(tuple(shape), fill_value, dtype=dtype, device=self.native_device)
 
-    def zeros(self, shape, dtype="float32"):
+    def zeros(self, shape: Sequence[int], dtype: DTypeLike = "float32") -> Array:
         """Zeros of ``shape`` in ``dtype`` on this device."""
         dtype = self.dtype(dtype)
         with self._scope:
             return self.xp.zeros(tuple(shape), dtype=dtype, device=self.native_device)
 
-    def ones(self, shape, dtype="float32"):
+    def ones(self, shape: Sequence[int], dtype: DTypeLike = "float32") -> Array:
         """Ones of ``shape`` in ``dtype`` on this device."""
         dtype = self.dtype(dtype)
         with self._scope:
             return self.xp.ones(tuple(shape), dtype=dtype, device=self.native_device)
 
-    def normal(self, shape, dtype="float32", scale=1.0):
+    def normal(
+        self, shape: Sequence[int], dtype: DTypeLike = "float32", scale: float = 1.0
+    ) -> Array:
         """N(0, scale^2) samples from this backend's generator (seeded by ``dezero_xp.seed``)."""
         sample = self.ops.normal(tuple(shape), self.dtype(dtype))
         if scale == 1.0:
@@ -258,20 +266,20 @@ class Backend:
         with self._scope:
             return sample * scale
 
-    def uniform(self, shape, dtype="float32"):
+    def uniform(self, shape: Sequence[int], dtype: DTypeLike = "float32") -> Array:
         """U[0, 1) samples from this backend's generator."""
         return self.ops.uniform(tuple(shape), self.dtype(dtype))
 
     # ------------------------------------------------------------------ transfers
-    def asarray(self, obj, dtype=None):
+    def asarray(self, obj: Any, dtype: DTypeLike | None = None) -> Array:
         """An array of this backend from ``obj`` (a scalar, a sequence or a host array)."""
         return self.ops.asarray(obj, dtype)
 
-    def from_host(self, array):
+    def from_host(self, array: Any) -> Array:
         """Copy a NumPy array onto this backend's device."""
         return self.ops.from_host(array)
 
-    def to_host(self, array):
+    def to_host(self, array: Any) -> np.ndarray:
         """Copy an array of this backend to a NumPy array."""
         return self.ops.to_host(array)
 
@@ -282,11 +290,15 @@ class Movable:
 
     __slots__ = ()
 
-    def to_cpu(self):
+    if TYPE_CHECKING:
+
+        def to(self, device: DeviceLike) -> Self: ...
+
+    def to_cpu(self) -> Self:
         """Move to the CPU (NumPy); DeZero's name. Returns self."""
         return self.to("cpu")
 
-    def to_gpu(self, device=None):
+    def to_gpu(self, device: DeviceLike | None = None) -> Self:
         """Move to a CUDA device (``cuda:0`` unless given: an int N or a spec); returns self."""
         if device is None:
             device = "cuda"
@@ -298,7 +310,7 @@ class Movable:
 _scalar_dtype_cache: dict = {}
 
 
-def scalar_as_array(value, backend: Backend, like_dtype):
+def scalar_as_array(value: Any, backend: Backend, like_dtype: Any) -> Array:
     """A Python/NumPy scalar as a 0-d array of ``backend`` in the dtype of ``like_dtype``.
 
     This is the rule that keeps float32 float32: ``2.0 * x`` never promotes ``x``. A float meeting
@@ -314,7 +326,7 @@ def scalar_as_array(value, backend: Backend, like_dtype):
     return backend.ops.asarray(value, dtype)
 
 
-def _scalar_dtype(value, xp, like_dtype):
+def _scalar_dtype(value: Any, xp: Any, like_dtype: Any) -> Any:
     if like_dtype is None:
         return None
     if xp.isdtype(like_dtype, "complex floating"):
@@ -332,7 +344,7 @@ class Registry:
     ``on_create`` (set by ``dezero_xp.backend``) sees each new backend, e.g. to seed it.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = threading.RLock()
         self.backends: dict[tuple[str, str], Backend] = {}
         self.on_create: Callable[[Backend], None] = lambda backend: None
@@ -378,13 +390,13 @@ class Adapter:
     spec_help = ""  # how its specs read, for the error listing every accepted spec
     auto = False
 
-    def from_words(self, word: str, rest: str, spec) -> Backend:
+    def from_words(self, word: str, rest: str, spec: DeviceLike) -> Backend:
         raise NotImplementedError
 
-    def from_object(self, spec) -> Backend | None:
+    def from_object(self, spec: DeviceLike) -> Backend | None:
         return None
 
-    def resolver(self, array) -> Callable[[Any], Backend] | None:
+    def resolver(self, array: Any) -> Callable[[Any], Backend] | None:
         return None
 
     def status(self) -> tuple[bool, str]:
