@@ -6,6 +6,8 @@ assembles: it also installs Variable's operators and shape methods once (they li
 ``dezero_xp.functions``, which the core may not import).
 """
 
+from typing import Any
+
 from dezero_xp import _engine
 from dezero_xp import functions as _F
 from dezero_xp._config import Config, no_grad, test_mode, using_config
@@ -78,28 +80,28 @@ __all__ = [
 ]
 
 
-def _reshape(self, *shape):
+def _reshape(self: Variable, *shape: Any) -> Variable:
     """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = shape[0]
+        shape = shape[0]  # type: ignore[assignment]
     return _F.reshape(self, tuple(shape))
 
 
-def _transpose(self, *axes):
+def _transpose(self: Variable, *axes: Any) -> Variable:
     """``x.transpose()``, ``x.transpose(1, 0)`` or ``x.transpose((1, 0))``."""
     if not axes:
-        axes = None
+        axes = None  # type: ignore[assignment]
     elif len(axes) == 1 and (isinstance(axes[0], (tuple, list)) or axes[0] is None):
-        axes = axes[0]
+        axes = axes[0]  # type: ignore[assignment]
     return _F.transpose(self, axes)
 
 
-def setup_variable():
+def setup_variable() -> None:
     """Give Variable its operators, ``backward`` and DeZero's convenience methods, and Function
     its DeZero ``backward`` (done once at import)."""
     _engine.use_namespaces(_namespace.array_namespace, _namespace.graph_namespace)
-    Function.backward = _engine.function_backward
-    V = Variable
+    Function.backward = _engine.function_backward  # type: ignore[method-assign]
+    V: Any = Variable  # the methods below exist for type checkers (core.Variable) already
     V.backward = _engine.backward
     # The operators call the ops directly (Function.__call__ names the op in its errors), not
     # through F's input layer: they are the hottest calls of all.

@@ -16,9 +16,28 @@ May import: dezero_xp.backend and dezero_xp.core.
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
+from typing import Any
 
-from dezero_xp.backend import backend_of, dtype_name, get_backend, is_array, is_scalar, transfer
+from dezero_xp.backend import (
+    Backend,
+    backend_of,
+    dtype_name,
+    get_backend,
+    is_array,
+    is_scalar,
+    transfer,
+)
 from dezero_xp.core import Variable, wrap_array
+from dezero_xp.typing import (
+    Array,
+    ArrayLike,
+    DeviceLike,
+    DTypeLike,
+    Scalar,
+    ShapeLike,
+    VariableLike,
+)
 
 __all__ = [
     "DEFAULT_FLOAT",
@@ -41,7 +60,7 @@ _DEFAULT_COMPLEX = "complex64"
 # --------------------------------------------------------------------------- helpers
 
 
-def _shape(where: str, shape) -> tuple[int, ...]:
+def _shape(where: str, shape: Sequence[Any]) -> tuple[int, ...]:
     """``(2, 3)`` from ``(2, 3)``, ``((2, 3),)``, ``([2, 3],)`` or ``(5,)``; checked."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
@@ -56,12 +75,14 @@ def _shape(where: str, shape) -> tuple[int, ...]:
     return dims
 
 
-def _dtype(where: str, backend, dtype, default=DEFAULT_FLOAT):
+def _dtype(
+    where: str, backend: Backend, dtype: DTypeLike | None, default: DTypeLike = DEFAULT_FLOAT
+) -> Any:
     """The backend's dtype object for ``dtype`` (None means ``default``)."""
     return backend.dtype(default if dtype is None else dtype, where)
 
 
-def _require_floating(where: str, backend, dtype) -> None:
+def _require_floating(where: str, backend: Backend, dtype: Any) -> None:
     if not backend.xp.isdtype(dtype, "real floating"):
         raise TypeError(
             f"{where}: random samples need a real floating dtype, got {dtype_name(dtype)}; "
@@ -69,14 +90,14 @@ def _require_floating(where: str, backend, dtype) -> None:
         )
 
 
-def _new(array, backend, name):
+def _new(array: Array, backend: Backend, name: str | None) -> Variable:
     """A fresh leaf Variable around an array known to be on ``backend``."""
     v = wrap_array(array, backend, requires_grad=True)
     v.name = name
     return v
 
 
-def _source(where: str, x):
+def _source(where: str, x: VariableLike) -> tuple[Array, Backend]:
     """``(array, backend)`` of a Variable or an array argument of a ``*_like`` helper."""
     data = x.data if isinstance(x, Variable) else x
     if data is None or not is_array(data):
@@ -87,17 +108,34 @@ def _source(where: str, x):
 # --------------------------------------------------------------------------- constant fills
 
 
-def zeros(*shape, dtype=None, device=None, name=None) -> Variable:
+def zeros(
+    *shape: int | Sequence[int],
+    dtype: DTypeLike | None = None,
+    device: DeviceLike | None = None,
+    name: str | None = None,
+) -> Variable:
     """Zeros of ``shape`` (``zeros(2, 3)`` or ``zeros((2, 3))``) in ``dtype`` (float32)."""
     return full(_shape("zeros", shape), 0, dtype=dtype, device=device, name=name)
 
 
-def ones(*shape, dtype=None, device=None, name=None) -> Variable:
+def ones(
+    *shape: int | Sequence[int],
+    dtype: DTypeLike | None = None,
+    device: DeviceLike | None = None,
+    name: str | None = None,
+) -> Variable:
     """Ones of ``shape`` (``ones(2, 3)`` or ``ones((2, 3))``) in ``dtype`` (float32)."""
     return full(_shape("ones", shape), 1, dtype=dtype, device=device, name=name)
 
 
-def full(shape, fill_value, *, dtype=None, device=None, name=None) -> Variable:
+def full(
+    shape: ShapeLike,
+    fill_value: Scalar,
+    *,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike | None = None,
+    name: str | None = None,
+) -> Variable:
     """``fill_value`` everywhere in an array of ``shape``, in ``dtype`` (float32 by default)."""
     if not is_scalar(fill_value):
         raise TypeError(f"full: fill_value must be a number, got {type(fill_value).__name__}")
@@ -106,31 +144,65 @@ def full(shape, fill_value, *, dtype=None, device=None, name=None) -> Variable:
     return _new(backend.full(dims, fill_value, _dtype("full", backend, dtype)), backend, name)
 
 
-def _like(where, x, fill_value, dtype, device, name) -> Variable:
+def _like(
+    where: str,
+    x: VariableLike,
+    fill_value: Scalar,
+    dtype: DTypeLike | None,
+    device: DeviceLike | None,
+    name: str | None,
+) -> Variable:
     data, source = _source(where, x)
     backend = source if device is None else get_backend(device)
     xp_dtype = _dtype(where, backend, data.dtype if dtype is None else dtype)
     return _new(backend.full(data.shape, fill_value, xp_dtype), backend, name)
 
 
-def zeros_like(x, *, dtype=None, device=None, name=None) -> Variable:
+def zeros_like(
+    x: VariableLike,
+    *,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike | None = None,
+    name: str | None = None,
+) -> Variable:
     """Zeros with the shape of ``x`` (Variable or array); its dtype and device unless given."""
     return _like("zeros_like", x, 0, dtype, device, name)
 
 
-def ones_like(x, *, dtype=None, device=None, name=None) -> Variable:
+def ones_like(
+    x: VariableLike,
+    *,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike | None = None,
+    name: str | None = None,
+) -> Variable:
     """Ones with the shape of ``x`` (Variable or array); its dtype and device unless given."""
     return _like("ones_like", x, 1, dtype, device, name)
 
 
-def full_like(x, fill_value, *, dtype=None, device=None, name=None) -> Variable:
+def full_like(
+    x: VariableLike,
+    fill_value: Scalar,
+    *,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike | None = None,
+    name: str | None = None,
+) -> Variable:
     """``fill_value`` with the shape of ``x``; its dtype and device unless given."""
     if not is_scalar(fill_value):
         raise TypeError(f"full_like: fill_value must be a number, got {type(fill_value).__name__}")
     return _like("full_like", x, fill_value, dtype, device, name)
 
 
-def arange(start, stop=None, step=1, *, dtype=None, device=None, name=None) -> Variable:
+def arange(
+    start: int | float,
+    stop: int | float | None = None,
+    step: int | float = 1,
+    *,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike | None = None,
+    name: str | None = None,
+) -> Variable:
     """``start, start + step, ...`` below ``stop`` (``arange(n)`` is ``0 .. n-1``).
 
     The dtype is int64 when every bound is an integer, float32 otherwise, unless given.
@@ -151,7 +223,7 @@ def arange(start, stop=None, step=1, *, dtype=None, device=None, name=None) -> V
     return _new(array, backend, name)
 
 
-def _int_or_none(value):
+def _int_or_none(value: Any) -> int | None:
     """``operator.index(value)`` for integers (Python or NumPy), None for anything else."""
     try:
         return operator.index(value)
@@ -162,7 +234,12 @@ def _int_or_none(value):
 # --------------------------------------------------------------------------- random
 
 
-def rand(*shape, dtype=None, device=None, name=None) -> Variable:
+def rand(
+    *shape: int | Sequence[int],
+    dtype: DTypeLike | None = None,
+    device: DeviceLike | None = None,
+    name: str | None = None,
+) -> Variable:
     """Samples of U[0, 1) from the device's own generator (seeded by ``dezero_xp.seed``)."""
     dims = _shape("rand", shape)
     backend = get_backend(device)
@@ -171,7 +248,12 @@ def rand(*shape, dtype=None, device=None, name=None) -> Variable:
     return _new(backend.ops.uniform(dims, xp_dtype), backend, name)
 
 
-def randn(*shape, dtype=None, device=None, name=None) -> Variable:
+def randn(
+    *shape: int | Sequence[int],
+    dtype: DTypeLike | None = None,
+    device: DeviceLike | None = None,
+    name: str | None = None,
+) -> Variable:
     """Samples of N(0, 1) from the device's own generator (seeded by ``dezero_xp.seed``)."""
     dims = _shape("randn", shape)
     backend = get_backend(device)
@@ -183,7 +265,12 @@ def randn(*shape, dtype=None, device=None, name=None) -> Variable:
 # --------------------------------------------------------------------------- from data
 
 
-def tensor(data, dtype=None, device=None, name=None) -> Variable:
+def tensor(
+    data: Any,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike | None = None,
+    name: str | None = None,
+) -> Variable:
     """A new Variable holding a copy of ``data``, on ``device``, in ``dtype``.
 
     ``data`` is a Python number, a nested list/tuple of numbers, an array of any supported
@@ -241,7 +328,7 @@ def tensor(data, dtype=None, device=None, name=None) -> Variable:
 _INT64_RANGE = range(-(2**63), 2**63)
 
 
-def _refuse_non_numbers(data) -> bool:
+def _refuse_non_numbers(data: Any) -> bool:
     """TypeError naming the first leaf of nested lists/tuples that is not a number or bool;
     else whether some Python int is outside int64's range."""
     stack = [data]
@@ -260,14 +347,16 @@ def _refuse_non_numbers(data) -> bool:
     return huge
 
 
-def _astype(backend, array, xp_dtype):
+def _astype(backend: Backend, array: Array, xp_dtype: Any) -> Array:
     if array.dtype == xp_dtype:
         return array
     with backend:
         return backend.xp.astype(array, xp_dtype)
 
 
-def _tensor_from_array(array, dtype, device, name) -> Variable:
+def _tensor_from_array(
+    array: ArrayLike, dtype: DTypeLike | None, device: DeviceLike | None, name: str | None
+) -> Variable:
     source = backend_of(array)
     backend = source if device is None else get_backend(device)
     if backend is not source:

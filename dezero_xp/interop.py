@@ -15,7 +15,10 @@ May import: dezero_xp.backend and dezero_xp.core.
 
 from __future__ import annotations
 
+from typing import Any
+
 from dezero_xp.backend import (
+    Backend,
     Device,
     DeviceMismatchError,
     DeviceUnavailableError,
@@ -26,6 +29,7 @@ from dezero_xp.backend import (
     transfer,
 )
 from dezero_xp.core import Variable, wrap_array
+from dezero_xp.typing import Array, DeviceLike, VariableLike
 
 __all__ = ["from_dlpack", "to_dlpack"]
 
@@ -35,7 +39,7 @@ _DL_NAMES = {4: "OpenCL", 7: "Vulkan", 8: "Metal", 9: "VPI", 10: "ROCm", 14: "on
 _CPU = Device("cpu")
 
 
-def _producer_device(x) -> Device:
+def _producer_device(x: Any) -> Device:
     """Where the memory of a DLPack producer lives, as our Device."""
     try:
         kind, index = x.__dlpack_device__()
@@ -55,14 +59,14 @@ def _producer_device(x) -> Device:
     )
 
 
-def _memory_device(backend) -> Device:
+def _memory_device(backend: Backend) -> Device:
     """Where a backend's arrays live in DLPack's terms (every strict device is host memory)."""
     if backend.device.type == "cuda":
         return backend.device
     return _CPU
 
 
-def _backend_for(device: Device):
+def _backend_for(device: Device) -> Backend:
     """The backend that imports memory on ``device`` without a copy: NumPy, or CuPy on cuda:N."""
     if device == _CPU:
         return get_backend("cpu")
@@ -76,7 +80,7 @@ def _backend_for(device: Device):
     return get_backend(str(device))
 
 
-def _import(backend, x):
+def _import(backend: Backend, x: Any) -> Array:
     """``backend``'s ``from_dlpack(x)``: the same memory, as an array of that backend."""
     xp = backend.xp
     importer = getattr(xp, "from_dlpack", None)
@@ -96,7 +100,7 @@ def _import(backend, x):
         ) from exc
 
 
-def from_dlpack(x, device=None, *, copy=None) -> Variable:
+def from_dlpack(x: Any, device: DeviceLike | None = None, *, copy: bool | None = None) -> Variable:
     """A Variable over the memory of ``x``, another library's array (``torch.Tensor``, ...).
 
     - ``device=None``: the array's own device, as NumPy (CPU memory) or CuPy (``cuda:N``).
@@ -143,7 +147,7 @@ def from_dlpack(x, device=None, *, copy=None) -> Variable:
     return wrap_array(array, target, requires_grad=True)
 
 
-def to_dlpack(v):
+def to_dlpack(v: VariableLike) -> Array:
     """The array inside ``v`` (a Variable or an array), for another library's ``from_dlpack``.
 
     ``torch.from_dlpack(to_dlpack(v))`` (or JAX's, CuPy's, NumPy's) then views the same memory:
