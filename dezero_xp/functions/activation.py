@@ -11,10 +11,16 @@ of dezero_xp.functions.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dezero_xp.core import Function, as_variable
 from dezero_xp.functions._checks import real_hyperparameter, refuse_complex
 from dezero_xp.functions.elementwise import exp
 from dezero_xp.functions.reduce import sum as _sum
+
+if TYPE_CHECKING:
+    from dezero_xp.core import Variable
+    from dezero_xp.typing import VariableLike
 
 __all__ = [
     "leaky_relu",
@@ -41,12 +47,12 @@ class Sigmoid(Function):
         return g
 
 
-def sigmoid(x):
+def sigmoid(x: VariableLike) -> Variable:
     """Logistic function ``1 / (1 + exp(-x))``, computed stably for any magnitude of ``x``."""
     return Sigmoid()(x)
 
 
-def sigmoid_simple(x):
+def sigmoid_simple(x: VariableLike) -> Variable:
     """``1 / (1 + exp(-x))`` composed from elementwise ops (DeZero's textbook version)."""
     x = as_variable(x)
     return 1 / (1 + exp(-x))
@@ -61,7 +67,7 @@ class ReLU(Function):
         return F.where(F.raw(x) > 0, gy, 0.0)  # exactly 0 where x <= 0, whatever gy is
 
 
-def relu(x):
+def relu(x: VariableLike) -> Variable:
     """``max(x, 0)`` elementwise; gradient 1 where ``x > 0``, else 0."""
     return ReLU()(x)
 
@@ -80,7 +86,7 @@ class LeakyReLU(Function):
         return gy * F.const(factor)
 
 
-def leaky_relu(x, slope=0.2):
+def leaky_relu(x: VariableLike, slope: float = 0.2) -> Variable:
     """``x`` where ``x > 0``, else ``slope * x``."""
     real_hyperparameter("leaky_relu", "slope", slope)
     return LeakyReLU(slope)(x)
@@ -101,12 +107,12 @@ class Softmax(Function):
         return gx - y * F.sum(gx, axis=self.axis, keepdims=True)  # y * (gy - <y, gy>)
 
 
-def softmax(x, axis=1):
+def softmax(x: VariableLike, axis: int = 1) -> Variable:
     """``exp(x) / sum(exp(x), axis)``, computed stably (shifted by the maximum along ``axis``)."""
     return Softmax(axis)(x)
 
 
-def softmax_simple(x, axis=1):
+def softmax_simple(x: VariableLike, axis: int = 1) -> Variable:
     """``exp(x) / sum(exp(x), axis)`` composed from ops (DeZero's textbook version; overflows
     for large inputs, use :func:`softmax`)."""
     x = as_variable(x)
@@ -129,6 +135,6 @@ class LogSoftmax(Function):
         return gy - F.exp(y) * F.sum(gy, axis=self.axis, keepdims=True)  # gy - softmax sum(gy)
 
 
-def log_softmax(x, axis=1):
+def log_softmax(x: VariableLike, axis: int = 1) -> Variable:
     """``log(softmax(x, axis))`` computed as ``x - logsumexp(x, axis)``: finite for any input."""
     return LogSoftmax(axis)(x)

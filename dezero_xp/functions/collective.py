@@ -19,6 +19,7 @@ May import: dezero_xp.backend, dezero_xp.core and the functions modules beside i
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 from dezero_xp._config import Config
 from dezero_xp.backend import DeviceMismatchError, backend_of, get_backend
@@ -26,6 +27,10 @@ from dezero_xp.core import Function, as_variable
 from dezero_xp.functions.nn import _check_decay_and_eps, _running_array, batch_norm
 from dezero_xp.functions.reduce import sum as _sum
 from dezero_xp.functions.shape import reshape
+
+if TYPE_CHECKING:
+    from dezero_xp.core import Variable
+    from dezero_xp.typing import VariableLike
 
 __all__ = ["AllReduce", "all_reduce", "sync_batch_norm"]
 
@@ -43,19 +48,28 @@ class AllReduce(Function):
         return all_reduce(gy, self.comm)
 
 
-def all_reduce(x, comm):
+def all_reduce(x: VariableLike, comm: Any) -> Variable:
     """The element-wise sum of ``x`` over every rank of ``comm`` (differentiable)."""
     return AllReduce(comm)(x)
 
 
-def _global_count(comm, count: int) -> int:
+def _global_count(comm: Any, count: int) -> int:
     """The number of examples per channel over all ranks (a host exchange, no device sync)."""
     cpu = get_backend("cpu")
     total = comm.allreduce(cpu.asarray([count], dtype=cpu.xp.int64))
     return int(cpu.to_host(total)[0])
 
 
-def sync_batch_norm(x, gamma, beta, mean, var, comm, decay=0.9, eps=2e-5):
+def sync_batch_norm(
+    x: VariableLike,
+    gamma: VariableLike,
+    beta: VariableLike,
+    mean: VariableLike,
+    var: VariableLike,
+    comm: Any,
+    decay: float = 0.9,
+    eps: float = 2e-5,
+) -> Variable:
     """:func:`batch_norm` with the statistics of the global batch over the ranks of ``comm``.
 
     Training mode all-reduces the per-channel sums (two small all-reduces and one of the

@@ -16,11 +16,17 @@ May import: dezero_xp.core, dezero_xp._shape and the other families of dezero_xp
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from dezero_xp._shape import get_conv_outsize, get_deconv_outsize, pair
 from dezero_xp.core import Function, as_variable
 from dezero_xp.functions.linalg import matmul
 from dezero_xp.functions.shape import reshape, transpose
+
+if TYPE_CHECKING:
+    from dezero_xp.core import Variable
+    from dezero_xp.typing import VariableLike
 
 __all__ = ["col2im", "conv2d", "conv2d_simple", "deconv2d", "im2col"]
 
@@ -34,7 +40,7 @@ def _prefix(op: str | None) -> str:
     return f"{op}: " if op else ""
 
 
-def _check_image(op: str | None, name: str, shape) -> None:
+def _check_image(op: str | None, name: str, shape: Sequence[int]) -> None:
     if len(shape) != 4:
         raise ValueError(
             f"{_prefix(op)}{name} must be 4-D (N, C, H, W), got shape {tuple(shape)}; add "
@@ -42,7 +48,7 @@ def _check_image(op: str | None, name: str, shape) -> None:
         )
 
 
-def window_arg(op: str, name: str, value, minimum: int) -> tuple[int, int]:
+def window_arg(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
     """A stride, pad or kernel size (an int or an (h, w) pair of ints) as a pair of Python ints
     ``>= minimum``; else a TypeError or ValueError naming ``op``. Checked when the op is made,
     so a zero stride never reaches the size arithmetic (a ZeroDivisionError in deconv2d)."""
@@ -58,14 +64,20 @@ def window_arg(op: str, name: str, value, minimum: int) -> tuple[int, int]:
     return sizes
 
 
-def _all_ints(value) -> bool:
+def _all_ints(value: Any) -> bool:
     values = value if isinstance(value, (tuple, list)) else (value,)
     return len(values) in (1, 2) and all(
         isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in values
     )
 
 
-def _output_size(op: str | None, in_hw, kernel, stride, pad) -> tuple[int, int]:
+def _output_size(
+    op: str | None,
+    in_hw: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    pad: Sequence[int],
+) -> tuple[int, ...]:
     """(OH, OW) of a window op, with a clear error when the kernel does not fit."""
     if min(stride) < 1 or min(pad) < 0 or min(kernel) < 1:
         raise ValueError(
@@ -82,7 +94,7 @@ def _output_size(op: str | None, in_hw, kernel, stride, pad) -> tuple[int, int]:
     return sizes
 
 
-def _check_bias(op: str | None, b, channels: int) -> None:
+def _check_bias(op: str | None, b: Any, channels: int) -> None:
     if b is not None and tuple(b.shape) != (channels,):
         raise ValueError(
             f"{_prefix(op)}b must have shape ({channels},) (one value per output channel), "
@@ -139,7 +151,13 @@ class Conv2d(Function):
         return gx, gW, F.sum(gy, axis=(0, 2, 3))
 
 
-def conv2d(x, W, b=None, stride=1, pad=0):
+def conv2d(
+    x: VariableLike,
+    W: VariableLike,
+    b: VariableLike | None = None,
+    stride: int | tuple[int, int] = 1,
+    pad: int | tuple[int, int] = 0,
+) -> Variable:
     """2-D convolution of ``x`` (N, C, H, W) with ``W`` (OC, C, KH, KW) plus ``b`` (OC,).
 
     ``stride`` and ``pad`` are ints or (h, w) pairs; the result is (N, OC, OH, OW) with
@@ -183,7 +201,7 @@ class Deconv2d(Function):
             y = y + xp.reshape(b, (1, out_channels, 1, 1))
         return y
 
-    def _outsize(self, in_hw, kernel) -> tuple[int, int]:
+    def _outsize(self, in_hw: Sequence[int], kernel: Sequence[int]) -> tuple[int, ...]:
         if self.outsize is None:
             outsize = tuple(
                 get_deconv_outsize(n, k, s, p)
@@ -217,7 +235,14 @@ class Deconv2d(Function):
         return gx, gW, F.sum(gy, axis=(0, 2, 3))
 
 
-def deconv2d(x, W, b=None, stride=1, pad=0, outsize=None):
+def deconv2d(
+    x: VariableLike,
+    W: VariableLike,
+    b: VariableLike | None = None,
+    stride: int | tuple[int, int] = 1,
+    pad: int | tuple[int, int] = 0,
+    outsize: tuple[int, int] | None = None,
+) -> Variable:
     """Transposed 2-D convolution of ``x`` (N, C, H, W) with ``W`` (C, OC, KH, KW) plus ``b``.
 
     The output is (N, OC, OH, OW), ``OH = stride_h * (H - 1) + KH - 2 * pad_h`` unless
@@ -291,7 +316,13 @@ class Im2col(Function):
         return F.apply(adjoint, gy)
 
 
-def im2col(x, kernel_size, stride=1, pad=0, to_matrix=True):
+def im2col(
+    x: VariableLike,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    pad: int | tuple[int, int] = 0,
+    to_matrix: bool = True,
+) -> Variable:
     """Patches of ``x`` (N, C, H, W), zero padded, as columns (differentiable).
 
     ``to_matrix=True``: a (N*OH*OW, C*KH*KW) matrix (rows ordered n, oh, ow); else an
@@ -334,7 +365,14 @@ class Col2im(Function):
         return F.apply(Im2col(self.kernel_size, self.stride, self.pad, self.to_matrix), gy)
 
 
-def col2im(x, input_shape, kernel_size, stride=1, pad=0, to_matrix=True):
+def col2im(
+    x: VariableLike,
+    input_shape: Sequence[int],
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    pad: int | tuple[int, int] = 0,
+    to_matrix: bool = True,
+) -> Variable:
     """Sum columns (as made by :func:`im2col`) back into an image of ``input_shape``."""
     return Col2im(input_shape, kernel_size, stride, pad, to_matrix)(x)
 
@@ -342,7 +380,13 @@ def col2im(x, input_shape, kernel_size, stride=1, pad=0, to_matrix=True):
 # --------------------------------------------------------------------------- book versions
 
 
-def conv2d_simple(x, W, b=None, stride=1, pad=0):
+def conv2d_simple(
+    x: VariableLike,
+    W: VariableLike,
+    b: VariableLike | None = None,
+    stride: int | tuple[int, int] = 1,
+    pad: int | tuple[int, int] = 0,
+) -> Variable:
     """conv2d as the book first writes it: ``im2col`` + matmul (same result as conv2d)."""
     x, W = as_variable(x), as_variable(W)
     _check_image("conv2d_simple", "x", x.shape)

@@ -13,10 +13,15 @@ May import: dezero_xp.backend, dezero_xp.core and dezero_xp.functions._checks.
 from __future__ import annotations
 
 import operator
+from typing import TYPE_CHECKING
 
 from dezero_xp.backend import python_scalar
 from dezero_xp.core import Function
 from dezero_xp.functions._checks import refuse_complex
+
+if TYPE_CHECKING:
+    from dezero_xp.core import Variable
+    from dezero_xp.typing import Scalar, VariableLike
 
 __all__ = [
     "abs",
@@ -58,7 +63,7 @@ class Add(_BinaryFunction):
         return (gy, gy)
 
 
-def add(x0, x1):
+def add(x0: VariableLike | Scalar, x1: VariableLike | Scalar) -> Variable:
     """``x0 + x1`` with broadcasting."""
     return Add()(x0, x1)
 
@@ -71,12 +76,12 @@ class Sub(_BinaryFunction):
         return (gy, -gy if self.inputs[1].requires_grad else None)
 
 
-def sub(x0, x1):
+def sub(x0: VariableLike | Scalar, x1: VariableLike | Scalar) -> Variable:
     """``x0 - x1`` with broadcasting."""
     return Sub()(x0, x1)
 
 
-def rsub(x0, x1):
+def rsub(x0: VariableLike | Scalar, x1: VariableLike | Scalar) -> Variable:
     """``x1 - x0`` (the reflected ``-`` of ``Variable``)."""
     return Sub()(x1, x0)
 
@@ -93,7 +98,7 @@ class Mul(_BinaryFunction):
         )
 
 
-def mul(x0, x1):
+def mul(x0: VariableLike | Scalar, x1: VariableLike | Scalar) -> Variable:
     """``x0 * x1`` with broadcasting."""
     return Mul()(x0, x1)
 
@@ -108,12 +113,12 @@ class Div(_BinaryFunction):
         return (gx0, gx1)
 
 
-def div(x0, x1):
+def div(x0: VariableLike | Scalar, x1: VariableLike | Scalar) -> Variable:
     """``x0 / x1`` with broadcasting."""
     return Div()(x0, x1)
 
 
-def rdiv(x0, x1):
+def rdiv(x0: VariableLike | Scalar, x1: VariableLike | Scalar) -> Variable:
     """``x1 / x0`` (the reflected ``/`` of ``Variable``)."""
     return Div()(x1, x0)
 
@@ -126,7 +131,7 @@ class Neg(Function):
         return -gy
 
 
-def neg(x):
+def neg(x: VariableLike) -> Variable:
     """``-x``."""
     return Neg()(x)
 
@@ -185,14 +190,14 @@ class PowVar(_BinaryFunction):
         return (gx0, gx1)
 
 
-def pow(x, c):  # noqa: A001 - DeZero's public name
+def pow(x: VariableLike | Scalar, c: VariableLike | Scalar) -> Variable:  # noqa: A001 - DeZero's public name
     """``x ** c``; ``c`` may be a Python scalar (DeZero) or an array/Variable."""
     if isinstance(c, (int, float)):  # NumPy float64 too: a float subclass
         return PowConst(python_scalar(c))(x)
     return PowVar()(x, c)
 
 
-def rpow(x, c):
+def rpow(x: VariableLike | Scalar, c: VariableLike | Scalar) -> Variable:
     """``c ** x`` (the reflected ``**`` of ``Variable``)."""
     return PowVar()(c, x)
 
@@ -205,7 +210,7 @@ class Exp(Function):
         return gy * y
 
 
-def exp(x):
+def exp(x: VariableLike) -> Variable:
     """Elementwise e**x."""
     return Exp()(x)
 
@@ -218,7 +223,7 @@ class Log(Function):
         return gy / x
 
 
-def log(x):
+def log(x: VariableLike) -> Variable:
     """Elementwise natural logarithm."""
     return Log()(x)
 
@@ -233,7 +238,7 @@ class Sin(Function):
         return g
 
 
-def sin(x):
+def sin(x: VariableLike) -> Variable:
     """Elementwise sine."""
     return Sin()(x)
 
@@ -249,7 +254,7 @@ class Cos(Function):
         return g
 
 
-def cos(x):
+def cos(x: VariableLike) -> Variable:
     """Elementwise cosine."""
     return Cos()(x)
 
@@ -266,7 +271,7 @@ class Tanh(Function):
         return g
 
 
-def tanh(x):
+def tanh(x: VariableLike) -> Variable:
     """Elementwise hyperbolic tangent."""
     return Tanh()(x)
 
@@ -281,7 +286,7 @@ class Sqrt(Function):
         return g
 
 
-def sqrt(x):
+def sqrt(x: VariableLike) -> Variable:
     """Elementwise square root."""
     return Sqrt()(x)
 
@@ -296,7 +301,7 @@ class Square(Function):
         return g
 
 
-def square(x):
+def square(x: VariableLike) -> Variable:
     """Elementwise ``x * x``."""
     return Square()(x)
 
@@ -309,7 +314,7 @@ class Abs(Function):
         return gy * F.const(self.xp.sign(F.raw(x)))  # sign(0) = 0
 
 
-def abs(x):  # noqa: A001 - mirrors the array API name
+def abs(x: VariableLike) -> Variable:  # noqa: A001 - mirrors the array API name
     """Elementwise absolute value (gradient ``sign(x)``, 0 at 0)."""
     return Abs()(x)
 
@@ -334,7 +339,7 @@ class Clip(Function):
         return F.where(inside, gy, 0.0)  # exactly 0 outside, whatever gy is
 
 
-def clip(x, x_min, x_max):
+def clip(x: VariableLike, x_min: float | None, x_max: float | None) -> Variable:
     """Clamp to ``[x_min, x_max]`` (either may be None); gradient 1 inside, 0 outside."""
     return Clip(x_min, x_max)(x)
 
@@ -370,12 +375,12 @@ class Minimum(_ElementwiseExtremum):
         return self.xp.minimum(x0, x1)
 
 
-def maximum(x0, x1):
+def maximum(x0: VariableLike | Scalar, x1: VariableLike | Scalar) -> Variable:
     """Elementwise maximum with broadcasting."""
     return Maximum()(x0, x1)
 
 
-def minimum(x0, x1):
+def minimum(x0: VariableLike | Scalar, x1: VariableLike | Scalar) -> Variable:
     """Elementwise minimum with broadcasting."""
     return Minimum()(x0, x1)
 
@@ -396,7 +401,9 @@ class Where(Function):
         return gx0, gx1, None
 
 
-def where(condition, x0, x1):
+def where(
+    condition: VariableLike, x0: VariableLike | Scalar, x1: VariableLike | Scalar
+) -> Variable:
     """``x0`` where ``condition`` (a boolean array or Variable) is true, else ``x1``.
 
     ``x0``/``x1`` may be Variables, arrays or Python scalars; the gradient flows to each where it

@@ -5,8 +5,14 @@ May import: dezero_xp.core and the shape family.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dezero_xp.core import Function, as_variable
 from dezero_xp.functions.shape import reshape
+
+if TYPE_CHECKING:
+    from dezero_xp.core import Variable
+    from dezero_xp.typing import VariableLike
 
 __all__ = ["dot", "matmul"]
 
@@ -49,7 +55,7 @@ def _check_matmul_shapes(x_shape, W_shape):
             )
 
 
-def matmul(x, W):
+def matmul(x: VariableLike, W: VariableLike) -> Variable:
     """Matrix product ``x @ W`` with NumPy's rules: leading (batch) axes broadcast, and a 1-D
     operand is a vector (a row for ``x``, a column for ``W``) whose axis is dropped afterwards.
     """

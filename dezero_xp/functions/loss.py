@@ -13,7 +13,9 @@ May import: dezero_xp.core, dezero_xp.backend and the other families of dezero_x
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from itertools import zip_longest
+from typing import TYPE_CHECKING
 
 from dezero_xp.backend import DeviceMismatchError, backend_of
 from dezero_xp.core import Function, Variable, as_variable, wrap_array
@@ -22,6 +24,9 @@ from dezero_xp.functions.activation import softmax
 from dezero_xp.functions.elementwise import clip, log
 from dezero_xp.functions.reduce import sum as _sum
 from dezero_xp.functions.shape import get_item, reshape
+
+if TYPE_CHECKING:
+    from dezero_xp.typing import VariableLike
 
 __all__ = [
     "accuracy",
@@ -37,7 +42,7 @@ __all__ = [
 _REAL_LOSS = "is a loss to minimize"
 
 
-def _batch_size(shape, name: str) -> int:
+def _batch_size(shape: Sequence[int], name: str) -> int:
     """DeZero's ``len(x)``: the length of the first axis (1 for a 0-d array), never 0.
 
     An empty batch has no average loss: refused here rather than a nan loss whose backward
@@ -84,12 +89,12 @@ class MeanSquaredError(Function):
         return gx0, -gx0 if self.inputs[1].requires_grad else None
 
 
-def mean_squared_error(x0, x1):
+def mean_squared_error(x0: VariableLike, x1: VariableLike) -> Variable:
     """``sum((x0 - x1) ** 2) / len(x0)``: squared error summed, averaged over the batch axis."""
     return MeanSquaredError()(x0, x1)
 
 
-def mean_squared_error_simple(x0, x1):
+def mean_squared_error_simple(x0: VariableLike, x1: VariableLike) -> Variable:
     """:func:`mean_squared_error` composed from elementwise ops (DeZero's textbook version)."""
     x0, x1 = as_variable(x0), as_variable(x1)
     refuse_complex(x0.xp, "mean_squared_error_simple", x0, x1, what=_REAL_LOSS)
@@ -162,7 +167,7 @@ class SoftmaxCrossEntropy(Function):
         return (probs - onehot) * (gy * (1.0 / x.shape[0])), None  # (softmax - onehot) / N
 
 
-def softmax_cross_entropy(x, t):
+def softmax_cross_entropy(x: VariableLike, t: VariableLike) -> Variable:
     """Mean over the batch of ``-log softmax(x)[i, t[i]]``; ``x`` is (N, C), ``t`` N int labels.
 
     Stable for any magnitude of ``x``. Labels outside ``[0, C)`` raise IndexError on host-side
@@ -172,7 +177,7 @@ def softmax_cross_entropy(x, t):
     return SoftmaxCrossEntropy()(x, t)
 
 
-def softmax_cross_entropy_simple(x, t):
+def softmax_cross_entropy_simple(x: VariableLike, t: VariableLike) -> Variable:
     """:func:`softmax_cross_entropy` composed from ops (DeZero's textbook version: softmax,
     clip to ``[1e-15, 1]``, log, pick the labels' entries)."""
     x = as_variable(x)
@@ -263,7 +268,7 @@ class SigmoidCrossEntropy(Function):
         return gx, gt
 
 
-def sigmoid_cross_entropy(x, t):
+def sigmoid_cross_entropy(x: VariableLike, t: VariableLike) -> Variable:
     """Binary cross entropy of logits ``x`` against targets ``t`` (0/1 labels or probabilities),
     summed and averaged over the batch axis. Stable for any magnitude of ``x``.
 
@@ -276,7 +281,7 @@ def sigmoid_cross_entropy(x, t):
     return SigmoidCrossEntropy(target_grad)(x, t)
 
 
-def binary_cross_entropy(p, t):
+def binary_cross_entropy(p: VariableLike, t: VariableLike) -> Variable:
     """Cross entropy of probabilities ``p`` against targets ``t``, averaged over the batch axis.
 
     DeZero's definition: ``p`` is clipped to ``[1e-15, 0.999]`` before the logs. ``t`` has
@@ -293,7 +298,7 @@ def binary_cross_entropy(p, t):
 # --------------------------------------------------------------------------- metrics
 
 
-def accuracy(y, t):
+def accuracy(y: VariableLike, t: VariableLike) -> Variable:
     """Fraction of rows where ``argmax(y, axis=1)`` equals the label ``t`` (not differentiable).
 
     Returns a 0-d Variable on ``y``'s device in the library's default float (float64 on NumPy,

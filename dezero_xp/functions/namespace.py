@@ -18,9 +18,14 @@ May import: dezero_xp._shape, dezero_xp.core and the other families of dezero_xp
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dezero_xp import _shape
 from dezero_xp.core import wrap_array
 from dezero_xp.functions import activation, elementwise, linalg, reduce, shape
+
+if TYPE_CHECKING:
+    from dezero_xp.backend import Backend
 
 __all__ = ["NAMES", "ArrayNamespace", "GraphNamespace", "array_namespace", "graph_namespace"]
 
@@ -136,7 +141,7 @@ _array_namespaces: dict = {}
 _graph_namespaces: dict = {}
 
 
-def array_namespace(backend) -> ArrayNamespace:
+def array_namespace(backend: Backend) -> ArrayNamespace:
     """The (cached) raw-array namespace of ``backend``."""
     ns = _array_namespaces.get(backend)
     if ns is None:
@@ -144,7 +149,7 @@ def array_namespace(backend) -> ArrayNamespace:
     return ns
 
 
-def graph_namespace(backend) -> GraphNamespace:
+def graph_namespace(backend: Backend) -> GraphNamespace:
     """The (cached) Variable namespace of ``backend``."""
     ns = _graph_namespaces.get(backend)
     if ns is None:

@@ -15,12 +15,16 @@ families of dezero_xp.functions.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from dezero_xp._config import Config
 from dezero_xp.backend import backend_of, is_array
 from dezero_xp.core import Function, Variable, as_variable
 from dezero_xp.functions._checks import real_hyperparameter
 from dezero_xp.functions.linalg import matmul
+
+if TYPE_CHECKING:
+    from dezero_xp.typing import VariableLike
 
 __all__ = [
     "batch_norm",
@@ -72,7 +76,7 @@ class Linear(Function):
         return gx, gW, F.sum_to(gy, b.shape)
 
 
-def linear(x, W, b=None):
+def linear(x: VariableLike, W: VariableLike, b: VariableLike | None = None) -> Variable:
     """Affine map ``x @ W + b`` (``W``: (in, out), ``b``: (out,) or None) as one fused op.
 
     ``x`` is (..., in); a ``b`` of another shape than (out,) is a ValueError, not broadcast.
@@ -82,7 +86,7 @@ def linear(x, W, b=None):
     return Linear()(x, W, b)
 
 
-def linear_simple(x, W, b=None):
+def linear_simple(x: VariableLike, W: VariableLike, b: VariableLike | None = None) -> Variable:
     """:func:`linear` composed from ``matmul`` and ``+`` (DeZero's textbook version)."""
     t = matmul(x, W)
     if b is None:
@@ -112,7 +116,7 @@ class Dropout(Function):
         return gy * F.const(self.mask)
 
 
-def dropout(x, dropout_ratio=0.5):
+def dropout(x: VariableLike, dropout_ratio: float = 0.5) -> Variable:
     """Zero each element with probability ``dropout_ratio`` and scale the rest by
     ``1 / (1 - dropout_ratio)`` (training mode); in test mode return ``x`` unchanged."""
     real_hyperparameter("dropout", "dropout_ratio", dropout_ratio, "in [0, 1)", _unit_open)
@@ -254,7 +258,15 @@ def _running_array(name, value):
     return data
 
 
-def batch_norm(x, gamma, beta, mean, var, decay=0.9, eps=2e-5):
+def batch_norm(
+    x: VariableLike,
+    gamma: VariableLike,
+    beta: VariableLike,
+    mean: VariableLike,
+    var: VariableLike,
+    decay: float = 0.9,
+    eps: float = 2e-5,
+) -> Variable:
     """Batch normalization of (N, C) or (N, C, H, W) ``x`` per channel, then ``gamma * . + beta``.
 
     ``mean`` and ``var`` are the running statistics (arrays of shape (C,) on ``x``'s device):
@@ -326,7 +338,7 @@ class EmbedIDGrad(Function):
         return F.reshape(F.apply(EmbedID(), ggW, self.flat_ids), gy.shape)
 
 
-def embed_id(x, W):
+def embed_id(x: VariableLike, W: VariableLike) -> Variable:
     """Embedding lookup ``W[x]``: ``x`` holds integer ids (any shape) on ``W``'s device.
 
     The result has shape ``x.shape + W.shape[1:]``; the gradient scatter-adds into ``W``.

@@ -11,12 +11,17 @@ May import: dezero_xp.core, dezero_xp._shape and the other families of dezero_xp
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from dezero_xp.core import Function, as_variable
 from dezero_xp.functions import reduce as _reduce
 from dezero_xp.functions._checks import refuse_complex
 from dezero_xp.functions.conv import Col2im, _check_image, _output_size, im2col, window_arg
 from dezero_xp.functions.shape import reshape, transpose
+
+if TYPE_CHECKING:
+    from dezero_xp.core import Variable
+    from dezero_xp.typing import VariableLike
 
 __all__ = ["average_pooling", "pooling", "pooling_simple"]
 
@@ -124,7 +129,12 @@ def _first_true_along_window(xp, hit):
     return xp.stack(firsts, axis=2)
 
 
-def pooling(x, kernel_size, stride=1, pad=0):
+def pooling(
+    x: VariableLike,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    pad: int | tuple[int, int] = 0,
+) -> Variable:
     """2-D max pooling of ``x`` (N, C, H, W); DeZero's name (``max_pooling_2d`` in Chainer).
 
     The border is padded with -inf, so padding never wins; ``pad`` may be at most half the
@@ -162,12 +172,22 @@ class AveragePooling(Function):
         return F.apply(adjoint, gcol)
 
 
-def average_pooling(x, kernel_size, stride=1, pad=0):
+def average_pooling(
+    x: VariableLike,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    pad: int | tuple[int, int] = 0,
+) -> Variable:
     """2-D average pooling of ``x`` (N, C, H, W); zero padding is included in each mean."""
     return AveragePooling(kernel_size, stride, pad)(x)
 
 
-def pooling_simple(x, kernel_size, stride=1, pad=0):
+def pooling_simple(
+    x: VariableLike,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    pad: int | tuple[int, int] = 0,
+) -> Variable:
     """Max pooling as the book first writes it: ``im2col`` + max (padding counts as 0)."""
     x = as_variable(x)
     _check_image("pooling_simple", "x", x.shape)

@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dezero_xp import _shape
 from dezero_xp.core import Function, as_variable
 from dezero_xp.functions._checks import refuse_complex
 
+if TYPE_CHECKING:
+    from dezero_xp.core import Variable
+    from dezero_xp.typing import Axis, VariableLike
+
 __all__ = ["average", "logsumexp", "max", "mean", "min", "sum"]
 
 
-def _checked_axis(axis, shape, op: str):
+def _checked_axis(axis: Axis, shape: Sequence[int], op: str) -> tuple[int, ...] | None:
     """``axis`` as None or a sorted tuple of non-negative ints, or a clear error."""
     if axis is None:
         return None
@@ -60,12 +66,12 @@ class Sum(Function):
         return _expand_reduced(F, gy, self.x_shape, self.axis, self.keepdims)
 
 
-def sum(x, axis=None, keepdims=False):  # noqa: A001 - DeZero's public name
+def sum(x: VariableLike, axis: Axis = None, keepdims: bool = False) -> Variable:  # noqa: A001 - DeZero's public name
     """Sum over ``axis`` (None: all axes; an int or a tuple). Same dtype as ``x`` for floats."""
     return Sum(_checked_axis(axis, x.shape, "sum"), keepdims)(x)
 
 
-def average(x, axis=None, keepdims=False):
+def average(x: VariableLike, axis: Axis = None, keepdims: bool = False) -> Variable:
     """Mean over ``axis`` (DeZero's name; ``mean`` is the same function)."""
     x = as_variable(x)
     axes = _checked_axis(axis, x.shape, "average")
@@ -114,12 +120,12 @@ class Min(_ReductionExtremum):
     reduce_name = "min"
 
 
-def max(x, axis=None, keepdims=False):  # noqa: A001 - DeZero's public name
+def max(x: VariableLike, axis: Axis = None, keepdims: bool = False) -> Variable:  # noqa: A001 - DeZero's public name
     """Maximum over ``axis``; tied maxima share the gradient evenly (see ``_ReductionExtremum``)."""
     return Max(_checked_axis(axis, x.shape, "max"), keepdims)(x)
 
 
-def min(x, axis=None, keepdims=False):  # noqa: A001 - DeZero's public name
+def min(x: VariableLike, axis: Axis = None, keepdims: bool = False) -> Variable:  # noqa: A001 - DeZero's public name
     """Minimum over ``axis``; tied minima share the gradient evenly (see ``_ReductionExtremum``)."""
     return Min(_checked_axis(axis, x.shape, "min"), keepdims)(x)
 
@@ -151,6 +157,6 @@ class LogSumExp(Function):
         return _expand_reduced(F, gy, self.x_shape, self.axis, self.keepdims) * softmax
 
 
-def logsumexp(x, axis=None, keepdims=False):
+def logsumexp(x: VariableLike, axis: Axis = None, keepdims: bool = False) -> Variable:
     """``log(sum(exp(x), axis))`` computed stably (shifted by the max)."""
     return LogSumExp(_checked_axis(axis, x.shape, "logsumexp"), keepdims)(x)

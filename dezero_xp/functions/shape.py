@@ -15,6 +15,7 @@ import numbers
 from dezero_xp import _shape
 from dezero_xp.backend import DeviceMismatchError, backend_of
 from dezero_xp.core import Function, Variable, as_variable
+from dezero_xp.typing import Axis, ShapeLike, VariableLike
 
 __all__ = [
     "broadcast_to",
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 
-def _check_axis(axis, ndim: int, op: str, shape) -> int:
+def _check_axis(axis: int, ndim: int, op: str, shape) -> int:
     """``axis`` (negatives allowed) as an index into ``ndim`` axes, or a clear ValueError."""
     if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
         raise TypeError(f"{op}: axis must be an int, got {axis!r}")
@@ -55,7 +56,7 @@ class Reshape(Function):
         return F.reshape(gy, self.x_shape)
 
 
-def reshape(x, shape):
+def reshape(x: VariableLike, shape: ShapeLike) -> Variable:
     """``x`` with a new shape (one entry may be -1). Returns ``x`` itself when unchanged."""
     in_shape = tuple(x.shape)
     shape = _shape.int_shape(shape, "reshape")
@@ -88,7 +89,7 @@ class Transpose(Function):
         return F.transpose(gy, _shape.inverse_permutation(self.axes))
 
 
-def transpose(x, axes=None):
+def transpose(x: VariableLike, axes: tuple[int, ...] | list[int] | None = None) -> Variable:
     """Permute the axes of ``x`` (reverse them when ``axes`` is None; negatives allowed)."""
     ndim = len(x.shape)
     if axes is None:
@@ -104,7 +105,7 @@ def transpose(x, axes=None):
     return Transpose(axes)(x)
 
 
-def matrix_transpose(x):
+def matrix_transpose(x: VariableLike) -> Variable:
     """Swap the last two axes (``x.mT``); arrays of rank < 2 are returned as they are."""
     x = as_variable(x)
     if x.ndim < 2:
@@ -262,7 +263,7 @@ class GetItemGrad(Function):
         return F.apply(GetItem(self.key), ggx)
 
 
-def get_item(x, slices):
+def get_item(x: VariableLike, slices: object) -> Variable:
     """``x[slices]``, differentiable: ints, slices, ``None``, ``...`` and integer arrays.
 
     Integer arrays (or lists) may repeat indices: their gradients accumulate. A key that
@@ -276,7 +277,7 @@ def get_item(x, slices):
 # ---------------------------------------------------------------------------------- axes
 
 
-def expand_dims(x, axis):
+def expand_dims(x: VariableLike, axis: int) -> Variable:
     """Insert a length-1 axis at ``axis`` (``-1`` appends one)."""
     shape = list(x.shape)
     axis = _check_axis(axis, len(shape) + 1, "expand_dims", x.shape)
@@ -284,7 +285,7 @@ def expand_dims(x, axis):
     return reshape(x, tuple(shape))
 
 
-def squeeze(x, axis=None):
+def squeeze(x: VariableLike, axis: Axis = None) -> Variable:
     """Remove length-1 axes (all of them, or those in ``axis``: an int or a tuple)."""
     shape = tuple(x.shape)
     if axis is None:
@@ -301,7 +302,7 @@ def squeeze(x, axis=None):
     return reshape(x, tuple(n for i, n in enumerate(shape) if i not in axes))
 
 
-def flatten(x):
+def flatten(x: VariableLike) -> Variable:
     """Flatten all axes but the first: ``(N, ...)`` becomes ``(N, rest)`` (DeZero's flatten)."""
     shape = tuple(x.shape)
     if not shape:
@@ -339,7 +340,7 @@ def _inputs_and_shapes(xs, op: str):
     return xs, [tuple(x.shape) for x in xs]
 
 
-def concat(xs, axis=0):
+def concat(xs: list[VariableLike] | tuple[VariableLike, ...], axis: int = 0) -> Variable:
     """Join a sequence of Variables along an existing axis (shapes must agree elsewhere)."""
     xs, shapes = _inputs_and_shapes(xs, "concat")
     ndim = len(shapes[0])
@@ -368,7 +369,7 @@ class Stack(Function):
         return tuple(gy[lead + (i, Ellipsis)] for i in range(self.count))
 
 
-def stack(xs, axis=0):
+def stack(xs: list[VariableLike] | tuple[VariableLike, ...], axis: int = 0) -> Variable:
     """Join a sequence of same-shape Variables along a new axis."""
     xs, shapes = _inputs_and_shapes(xs, "stack")
     if any(s != shapes[0] for s in shapes):
@@ -392,7 +393,7 @@ class BroadcastTo(Function):
         return F.sum_to(gy, self.x_shape)
 
 
-def broadcast_to(x, shape):
+def broadcast_to(x: VariableLike, shape: ShapeLike) -> Variable:
     """Broadcast ``x`` to ``shape``. Returns ``x`` itself when unchanged."""
     in_shape = tuple(x.shape)
     shape = _shape.int_shape(shape, "broadcast_to")
@@ -422,7 +423,7 @@ class SumTo(Function):
         return F.broadcast_to(gy, self.x_shape)
 
 
-def sum_to(x, shape):
+def sum_to(x: VariableLike, shape: ShapeLike) -> Variable:
     """Sum ``x`` down to ``shape`` (the inverse of broadcasting). ``x`` itself when unchanged."""
     in_shape = tuple(x.shape)
     shape = _shape.int_shape(shape, "sum_to")
