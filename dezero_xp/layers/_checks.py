@@ -7,6 +7,7 @@ May import: dezero_xp.backend, dezero_xp.core and dezero_xp.serialization.
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 from dezero_xp.backend import backend_of, is_array
 from dezero_xp.core import Variable
@@ -15,11 +16,13 @@ from dezero_xp.serialization import dtype_name
 __all__ = ["check_float_dtype", "check_input", "check_size", "check_size_pair"]
 
 
-def _is_int(value) -> bool:
+def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_size(where: str, name: str, value, *, minimum: int = 1, optional: bool = False):
+def check_size(
+    where: str, name: str, value: Any, *, minimum: int = 1, optional: bool = False
+) -> Any:
     """``value`` as a Python int ``>= minimum`` (None passes when ``optional``)."""
     if value is None and optional:
         return None
@@ -32,7 +35,7 @@ def check_size(where: str, name: str, value, *, minimum: int = 1, optional: bool
     return int(value)
 
 
-def check_size_pair(where: str, name: str, value, *, minimum: int = 1):
+def check_size_pair(where: str, name: str, value: Any, *, minimum: int = 1) -> Any:
     """An int or an (h, w) pair of ints, each ``>= minimum``; returned as given (ints made
     Python ints)."""
     if isinstance(value, (tuple, list)):
@@ -42,7 +45,7 @@ def check_size_pair(where: str, name: str, value, *, minimum: int = 1):
     return check_size(where, name, value, minimum=minimum)
 
 
-def check_float_dtype(where: str, dtype, backend, *, optional: bool = False):
+def check_float_dtype(where: str, dtype: Any, backend: Any, *, optional: bool = False) -> Any:
     """``dtype`` (a name, a NumPy type, a library dtype) if it is a floating-point dtype of
     ``backend``; parameters are trained, so they must be floating point."""
     if dtype is None and optional:
@@ -61,7 +64,9 @@ def check_float_dtype(where: str, dtype, backend, *, optional: bool = False):
     return dtype
 
 
-def check_input(where: str, x, *, ndim=None, min_ndim: int = 0, floating: bool = False):
+def check_input(
+    where: str, x: Any, *, ndim: int | None = None, min_ndim: int = 0, floating: bool = False
+) -> tuple[int, ...]:
     """``x`` must be a Variable or an array, of rank ``ndim`` (or at least ``min_ndim``)."""
     if isinstance(x, Variable):
         data = x.data
@@ -82,7 +87,7 @@ def check_input(where: str, x, *, ndim=None, min_ndim: int = 0, floating: bool =
         raise ValueError(f"{where}: expected an input of at least {min_ndim} axes, got {shape}")
     if floating:
         dtype = data.dtype
-        if not backend.xp.isdtype(dtype, "real floating"):
+        if not backend.xp.isdtype(dtype, "real floating"):  # type: ignore[union-attr]
             raise TypeError(
                 f"{where}: expected a floating-point input, got {dtype_name(dtype)}; cast it, "
                 "e.g. x.astype('float32')"

@@ -16,6 +16,8 @@ May import: dezero_xp.backend, dezero_xp.core and dezero_xp.serialization.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from dezero_xp import serialization
 from dezero_xp.backend import (
@@ -27,6 +29,14 @@ from dezero_xp.backend import (
     transfer,
 )
 from dezero_xp.core import Parameter, Variable, annotated_error
+
+if TYPE_CHECKING:
+    from os import PathLike
+
+    from typing_extensions import Self
+
+    from dezero_xp.backend import Backend
+    from dezero_xp.typing import DeviceLike
 
 __all__ = ["Layer"]
 
@@ -47,7 +57,7 @@ class _Names(dict):
         self.pop(name, None)
 
 
-def _weak(obj):
+def _weak(obj: Any) -> Callable[[], Any]:
     """A weak reference when the object allows one, else a callable returning it."""
     try:
         return weakref.ref(obj)
@@ -55,7 +65,7 @@ def _weak(obj):
         return lambda: obj
 
 
-def _input_backend(inputs):
+def _input_backend(inputs: Any) -> Backend | None:
     """The backend of the first array or Variable among ``inputs`` (None when there is none)."""
     for x in inputs:
         if isinstance(x, Variable):
@@ -66,13 +76,13 @@ def _input_backend(inputs):
     return None
 
 
-def _restorer(param):
+def _restorer(param: Variable) -> Callable[[], None]:
     """A callable putting ``param``'s data, grad data and device back as they are now."""
     backend, data = param.backend, param.data
     grad = param.grad
     grad_data = None if grad is None else grad.data
 
-    def restore():
+    def restore() -> None:
         if data is not None:
             param.data = data
         elif backend is not None:
@@ -94,7 +104,12 @@ class Layer(Movable):
     :meth:`add_persistent`, so they are moved and saved too.
     """
 
-    def __init__(self, device=None):
+    # Set with object.__setattr__ in __init__ (Layer.__setattr__ registers what is assigned).
+    _params: _Names
+    _persistent: _Names
+    _backend: Backend | None
+
+    def __init__(self, device: DeviceLike | None = None) -> None:
         object.__setattr__(self, "_params", _Names())  # Parameter and Layer attribute names
         object.__setattr__(self, "_persistent", _Names())  # raw state array names
         # The Backend this layer is placed on; None until placed (see the module docstring).
@@ -106,7 +121,7 @@ class Layer(Movable):
                 raise type(exc)(f"{type(self).__name__}: device: {exc}") from None
         object.__setattr__(self, "_backend", backend)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         names = self.__dict__.get("_params")
         if names is None:
             raise AttributeError(
@@ -128,19 +143,19 @@ class Layer(Movable):
             # replaced by something else, e.g. a plain function)
         object.__setattr__(self, name, value)
 
-    def __delattr__(self, name):
+    def __delattr__(self, name: str) -> None:
         self._params.discard(name)
         self._persistent.discard(name)
         object.__delattr__(self, name)
 
-    def add_persistent(self, name: str, value=None) -> None:
+    def add_persistent(self, name: str, value: Any = None) -> None:
         """Register ``name`` as state (a raw array or a Variable, no gradient, not among
         ``params()``) moved and saved with the layer."""
         self._persistent.add(name)
         object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------------ calling
-    def __call__(self, *inputs):
+    def __call__(self, *inputs: Any) -> Any:
         if self._backend is None:
             backend = _input_backend(inputs)
             if backend is not None:
@@ -159,17 +174,17 @@ class Layer(Movable):
         object.__setattr__(self, "outputs", [_weak(y) for y in outputs])
         return outputs if len(outputs) > 1 else outputs[0]
 
-    def forward(self, *inputs):
+    def forward(self, *inputs: Any) -> Any:
         """Compute the outputs from the inputs (Variables or arrays)."""
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
 
     # ------------------------------------------------------------------ traversal
-    def _children(self):
+    def _children(self) -> list[tuple[str, Any]]:
         """``(name, obj)`` for the Parameters and Layers assigned to this layer, in order."""
         d = self.__dict__
         return [(name, d[name]) for name in self._params]
 
-    def _walk(self):
+    def _walk(self) -> Iterator[Layer]:
         """This layer and every sublayer below it, each once, depth first, in order.
 
         Iterative (an explicit stack), so a tree of any depth works."""
@@ -184,7 +199,7 @@ class Layer(Movable):
             children = [obj for _name, obj in layer._children() if isinstance(obj, Layer)]
             stack.extend(reversed(children))
 
-    def _state_entries(self, prefix: str = ""):
+    def _state_entries(self, prefix: str = "") -> Iterator[tuple[str, Layer, str, bool]]:
         """``(key, owner, name, is_param)`` for every Parameter and state array, nested.
 
         Keys are DeZero's ``'/'``-joined paths. A sublayer reachable under two names appears
@@ -211,7 +226,7 @@ class Layer(Movable):
                 path.discard(id(layer))
                 stack.pop()
 
-    def params(self):
+    def params(self) -> Iterator[Parameter]:
         """Every Parameter of this layer and its sublayers, each once, in registration order."""
         seen = set()
         for _key, owner, name, is_param in self._state_entries():
@@ -221,12 +236,12 @@ class Layer(Movable):
                     seen.add(id(param))
                     yield param
 
-    def cleargrads(self):
+    def cleargrads(self) -> None:
         """Forget the gradients of every Parameter."""
         for param in self.params():
             param.cleargrad()
 
-    def _flatten_params(self, params_dict, parent_key=""):
+    def _flatten_params(self, params_dict: dict[str, Any], parent_key: str = "") -> None:
         """DeZero's helper: fill ``params_dict`` with ``{'/'-joined key: Parameter}``."""
         prefix = parent_key + "/" if parent_key else ""
         for key, owner, name, is_param in self._state_entries(prefix):
@@ -234,7 +249,7 @@ class Layer(Movable):
                 params_dict[key] = owner.__dict__[name]
 
     # ------------------------------------------------------------------ devices
-    def _move_own(self, target, undo=None) -> None:
+    def _move_own(self, target: Backend, undo: list[Callable[[], Any]] | None = None) -> None:
         """Move this layer's own Parameters and state arrays (not its sublayers) to ``target``.
 
         Appends to ``undo`` a callable per change that puts the old arrays back.
@@ -256,21 +271,21 @@ class Layer(Movable):
         self._move_state(target)
         object.__setattr__(self, "_backend", target)
 
-    def _move_state(self, target) -> None:
+    def _move_state(self, target: Backend) -> None:
         """Hook for other state (RNN hidden states) to follow :meth:`to`."""
 
-    def _adopt(self, backend) -> None:
+    def _adopt(self, backend: Backend) -> None:
         """First call of an unplaced layer: take the device of its first input."""
         self._move_own(backend)
 
-    def to(self, device):
+    def to(self, device: DeviceLike) -> Self:
         """Move every Parameter and state array (and their grads) to ``device``; return self.
 
         Explicit copies; a no-op for what is already there. The layer is placed on ``device``,
         so parameters created later (lazily) are created there too.
         """
         target = get_backend(device)
-        undo = []
+        undo: list[Callable[[], Any]] = []
         try:
             for layer in list(self._walk()):
                 layer._move_own(target, undo)
@@ -282,11 +297,11 @@ class Layer(Movable):
             raise
         return self
 
-    def _creation_backend(self):
+    def _creation_backend(self) -> Backend:
         """Where parameters made now go: the layer's device, else the default device."""
         return self._backend if self._backend is not None else get_backend(None)
 
-    def _lazy_backend(self, x):
+    def _lazy_backend(self, x: Any) -> Backend:
         """Where lazily created parameters go: the input's device, which must be the layer's."""
         backend = _input_backend((x,)) or self._creation_backend()
         if self._backend is not None and backend is not self._backend:
@@ -298,14 +313,14 @@ class Layer(Movable):
         return backend
 
     # ------------------------------------------------------------------ files
-    def save_weights(self, path, compressed: bool = False) -> str:
+    def save_weights(self, path: str | PathLike[str], compressed: bool = False) -> str:
         """Save every Parameter and state array to ``path`` (``.npz``), atomically.
 
         The layer stays where it is (arrays are copied to the host). Returns the path written.
         """
         return serialization.save_weights(self, path, compressed=compressed)
 
-    def load_weights(self, path) -> None:
+    def load_weights(self, path: str | PathLike[str]) -> None:
         """Load a file written by :meth:`save_weights` (or DeZero), all or nothing.
 
         Arrays go to the device each parameter is on now; a file that does not match raises

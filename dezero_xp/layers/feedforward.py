@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import dezero_xp.functions as F
 from dezero_xp._shape import pair
@@ -24,14 +26,18 @@ from dezero_xp.layers._checks import (
 )
 from dezero_xp.layers.base import Layer
 
+if TYPE_CHECKING:
+    from dezero_xp.backend import Backend
+    from dezero_xp.typing import DeviceLike, DTypeLike, VariableLike
+
 __all__ = ["BatchNorm", "Conv2d", "Deconv2d", "EmbedID", "Linear"]
 
 
-def _is_real(value) -> bool:
+def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _bias(out_size, nobias, dtype, backend):
+def _bias(out_size: int, nobias: bool, dtype: DTypeLike, backend: Backend) -> Parameter | None:
     return None if nobias else Parameter(backend.zeros((out_size,), dtype), name="b")
 
 
@@ -40,7 +46,14 @@ class Linear(Layer):
     from the input's last axis (``F.linear`` takes ``(..., in_size)``) when ``in_size`` is
     None."""
 
-    def __init__(self, out_size, nobias=False, dtype="float32", in_size=None, device=None):
+    def __init__(
+        self,
+        out_size: int,
+        nobias: bool = False,
+        dtype: DTypeLike = "float32",
+        in_size: int | None = None,
+        device: DeviceLike | None = None,
+    ) -> None:
         super().__init__(device)
         self.in_size = check_size("Linear", "in_size", in_size, optional=True)
         self.out_size = check_size("Linear", "out_size", out_size)
@@ -50,11 +63,11 @@ class Linear(Layer):
             self._init_W(self._creation_backend())
         self.b = _bias(out_size, nobias, dtype, self._creation_backend())
 
-    def _init_W(self, backend):
+    def _init_W(self, backend: Backend) -> None:
         scale = math.sqrt(1 / self.in_size)
         self.W.data = backend.normal((self.in_size, self.out_size), self.dtype, scale)
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Variable:
         shape = check_input("Linear", x, min_ndim=1)
         if self.W is None:
             raise TypeError(
@@ -71,11 +84,11 @@ class Linear(Layer):
                 raise
         return F.linear(x, self.W, self.b)
 
-    def _after_load(self):
+    def _after_load(self) -> None:
         if self.W.data is not None:
             self.in_size = self.W.shape[0]
 
-    def _expected_shape(self, name):
+    def _expected_shape(self, name: str) -> tuple[Any, ...] | None:
         """What a weights file may hold for a lazy ``W``: (any in_size, out_size)."""
         return (self.in_size, self.out_size) if name == "W" else None
 
@@ -85,15 +98,15 @@ class _ConvBase(Layer):
 
     def __init__(
         self,
-        out_channels,
-        kernel_size,
-        stride=1,
-        pad=0,
-        nobias=False,
-        dtype="float32",
-        in_channels=None,
-        device=None,
-    ):
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        pad: int | tuple[int, int] = 0,
+        nobias: bool = False,
+        dtype: DTypeLike = "float32",
+        in_channels: int | None = None,
+        device: DeviceLike | None = None,
+    ) -> None:
         super().__init__(device)
         where = type(self).__name__
         self.in_channels = check_size(where, "in_channels", in_channels, optional=True)
@@ -107,23 +120,23 @@ class _ConvBase(Layer):
             self._init_W(self._creation_backend())
         self.b = _bias(out_channels, nobias, dtype, self._creation_backend())
 
-    def _w_shape(self, C, OC, KH, KW):
+    def _w_shape(self, C: int, OC: int, KH: int, KW: int) -> tuple[int, int, int, int]:
         raise NotImplementedError
 
-    def _init_W(self, backend):
+    def _init_W(self, backend: Backend) -> None:
         C, OC = self.in_channels, self.out_channels
         KH, KW = pair(self.kernel_size)
         scale = math.sqrt(1 / (C * KH * KW))
         self.W.data = backend.normal(self._w_shape(C, OC, KH, KW), self.dtype, scale)
 
-    def _expected_shape(self, name):
+    def _expected_shape(self, name: str) -> tuple[Any, ...] | None:
         """What a weights file may hold for a lazy ``W``: any in_channels, the rest fixed."""
         if name != "W":
             return None
         KH, KW = pair(self.kernel_size)
         return self._w_shape(self.in_channels, self.out_channels, KH, KW)
 
-    def _call(self, op, x):
+    def _call(self, op: Callable[..., Variable], x: VariableLike) -> Variable:
         """``op(x, W, b, stride, pad)``, creating ``W`` first when it is lazy."""
         shape = check_input(type(self).__name__, x, ndim=4)
         if self.W.data is not None:
@@ -141,13 +154,13 @@ class Conv2d(_ConvBase):
     """2-D convolution; ``W`` (out, in, kh, kw) ~ N(0, 1/(in*kh*kw)), lazy when
     ``in_channels`` is None."""
 
-    def _w_shape(self, C, OC, KH, KW):
+    def _w_shape(self, C: int, OC: int, KH: int, KW: int) -> tuple[int, int, int, int]:
         return (OC, C, KH, KW)
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Variable:
         return self._call(F.conv2d, x)
 
-    def _after_load(self):
+    def _after_load(self) -> None:
         if self.W.data is not None:
             self.in_channels = self.W.shape[1]
 
@@ -155,13 +168,13 @@ class Conv2d(_ConvBase):
 class Deconv2d(_ConvBase):
     """2-D transposed convolution; ``W`` (in, out, kh, kw), lazy when ``in_channels`` is None."""
 
-    def _w_shape(self, C, OC, KH, KW):
+    def _w_shape(self, C: int, OC: int, KH: int, KW: int) -> tuple[int, int, int, int]:
         return (C, OC, KH, KW)
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Variable:
         return self._call(F.deconv2d, x)
 
-    def _after_load(self):
+    def _after_load(self) -> None:
         if self.W.data is not None:
             self.in_channels = self.W.shape[0]
 
@@ -178,7 +191,18 @@ class BatchNorm(Layer):
     statistics over the global batch of all ranks.
     """
 
-    def __init__(self, decay=0.9, eps=2e-5, dtype=None, device=None, comm=None):
+    # State Variables registered with add_persistent (saved, moved, not trained).
+    avg_mean: Variable
+    avg_var: Variable
+
+    def __init__(
+        self,
+        decay: float = 0.9,
+        eps: float = 2e-5,
+        dtype: DTypeLike | None = None,
+        device: DeviceLike | None = None,
+        comm: Any = None,
+    ) -> None:
         super().__init__(device)
         if not _is_real(decay) or not 0 <= decay <= 1:
             raise ValueError(f"BatchNorm: decay must be a number in [0, 1], got {decay!r}")
@@ -193,7 +217,7 @@ class BatchNorm(Layer):
         self.add_persistent("avg_mean", Variable(None, name="avg_mean"))
         self.add_persistent("avg_var", Variable(None, name="avg_var"))
 
-    def _init_params(self, x):
+    def _init_params(self, x: Any) -> None:
         backend = self._lazy_backend(x)
         size = x.shape[1]
         dtype = self.dtype if self.dtype is not None else x.dtype
@@ -206,11 +230,11 @@ class BatchNorm(Layer):
         if self.avg_var.data is None:
             self.avg_var.data = backend.ones((size,), dtype)
 
-    def _expected_shape(self, name):
+    def _expected_shape(self, name: str) -> tuple[Any, ...] | None:
         """Lazy gamma, beta and running averages: one channel count, shared by all four."""
         return ("channels",)
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Variable:
         check_input("BatchNorm", x, min_ndim=2, floating=True)
         lazy = self.avg_mean.data is None or self.gamma.data is None
         before = (self.gamma.data, self.beta.data, self.avg_mean.data, self.avg_var.data)
@@ -247,7 +271,13 @@ class BatchNorm(Layer):
 class EmbedID(Layer):
     """A lookup table: row ``x`` of ``W`` (in_size, out_size), ``W`` ~ N(0, 1)."""
 
-    def __init__(self, in_size, out_size, dtype="float32", device=None):
+    def __init__(
+        self,
+        in_size: int,
+        out_size: int,
+        dtype: DTypeLike = "float32",
+        device: DeviceLike | None = None,
+    ) -> None:
         super().__init__(device)
         self.in_size = check_size("EmbedID", "in_size", in_size)
         self.out_size = check_size("EmbedID", "out_size", out_size)
@@ -255,5 +285,5 @@ class EmbedID(Layer):
         backend = self._creation_backend()
         self.W = Parameter(backend.normal((in_size, out_size), dtype), name="W")
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Variable:
         return F.embed_id(x, self.W)

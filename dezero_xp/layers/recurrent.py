@@ -8,11 +8,17 @@ May import: dezero_xp.core, dezero_xp.functions and the modules of dezero_xp.lay
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dezero_xp.functions as F
 from dezero_xp.core import Variable
 from dezero_xp.layers._checks import check_size
 from dezero_xp.layers.base import Layer
 from dezero_xp.layers.feedforward import Linear
+
+if TYPE_CHECKING:
+    from dezero_xp.backend import Backend
+    from dezero_xp.typing import DeviceLike, DTypeLike, VariableLike
 
 __all__ = ["LSTM", "RNN"]
 
@@ -21,7 +27,15 @@ class RNN(Layer):
     """Elman RNN step: ``h = tanh(x Wx + bx + h_prev Wh)``; call :meth:`reset_state` between
     sequences."""
 
-    def __init__(self, hidden_size, in_size=None, dtype="float32", device=None):
+    h: Variable | None  # the hidden state
+
+    def __init__(
+        self,
+        hidden_size: int,
+        in_size: int | None = None,
+        dtype: DTypeLike = "float32",
+        device: DeviceLike | None = None,
+    ) -> None:
         super().__init__(device)
         check_size("RNN", "hidden_size", hidden_size)
         self.x2h = Linear(hidden_size, in_size=in_size, dtype=dtype, device=device)
@@ -31,11 +45,11 @@ class RNN(Layer):
         self.h2h = Linear(hidden_size, in_size=h_in, nobias=True, dtype=dtype, device=device)
         self.h = None
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         """Forget the hidden state (start a new sequence)."""
         self.h = None
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Variable:
         if self.h is None:
             h_new = F.tanh(self.x2h(x))
         else:
@@ -43,7 +57,7 @@ class RNN(Layer):
         self.h = h_new
         return h_new
 
-    def _move_state(self, target):
+    def _move_state(self, target: Backend) -> None:
         # A hidden state moved to another device starts a new graph there.
         if self.h is not None:
             self.h = Variable(self.h.data, device=target)
@@ -52,11 +66,20 @@ class RNN(Layer):
 class LSTM(Layer):
     """LSTM step (DeZero's formulation); call :meth:`reset_state` between sequences."""
 
-    def __init__(self, hidden_size, in_size=None, dtype="float32", device=None):
+    h: Variable | None  # the hidden state
+    c: Variable | None  # the cell state
+
+    def __init__(
+        self,
+        hidden_size: int,
+        in_size: int | None = None,
+        dtype: DTypeLike = "float32",
+        device: DeviceLike | None = None,
+    ) -> None:
         super().__init__(device)
         H, I = check_size("LSTM", "hidden_size", hidden_size), in_size
 
-        def make(in_size, nobias=False):
+        def make(in_size: int | None, nobias: bool = False) -> Linear:
             return Linear(H, nobias=nobias, dtype=dtype, in_size=in_size, device=device)
 
         self.x2f, self.x2i, self.x2o, self.x2u = make(I), make(I), make(I), make(I)
@@ -66,12 +89,12 @@ class LSTM(Layer):
         self.h2u = make(H, nobias=True)
         self.reset_state()
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         """Forget the hidden and cell states (start a new sequence)."""
         self.h = None
         self.c = None
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Variable:
         if self.h is None:
             f = F.sigmoid(self.x2f(x))
             i = F.sigmoid(self.x2i(x))
@@ -87,7 +110,7 @@ class LSTM(Layer):
         self.h, self.c = h_new, c_new
         return h_new
 
-    def _move_state(self, target):
+    def _move_state(self, target: Backend) -> None:
         if self.h is not None:
             self.h = Variable(self.h.data, device=target)
         if self.c is not None:
