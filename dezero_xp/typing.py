@@ -3,7 +3,7 @@
 The names, each usable in user code (``from dezero_xp.typing import VariableLike``):
 
 - :class:`SupportsArray`: what dezero_xp accepts as an array, structurally: anything with
-  ``shape``, ``ndim`` and ``dtype``. NumPy arrays, CuPy arrays, array-api-strict arrays and torch
+  ``shape``, ``ndim``, ``dtype``, arithmetic and indexing. NumPy arrays, CuPy arrays, array-api-strict arrays and torch
   tensors all satisfy it (those three libraries are optional, so they are never imported here).
 - ``Array``: an array dezero_xp hands back (``Variable.data``, ``to_dlpack``...). ``Any``: its
   library is the one the data came from, which the types cannot know.
@@ -12,7 +12,7 @@ The names, each usable in user code (``from dezero_xp.typing import VariableLike
 - ``VariableLike``: a :class:`~dezero_xp.Variable` or an array: what every op accepts.
 - ``Shape`` (a tuple of ints, as ``Variable.shape`` returns) and ``ShapeLike`` (an int or a
   sequence of ints, as ``reshape`` and the creation functions accept).
-- ``Axis``: an axis argument (an int, a sequence of ints or None for all axes).
+- ``Axis``: an axis argument (an int, a tuple or list of ints, or None for all axes).
 - ``DeviceLike``: a device spec: ``"cpu"``, ``"cuda:1"``, ``"torch"``, ``"auto"``, an int (a CUDA
   device), a :class:`~dezero_xp.Device`, a :class:`~dezero_xp.Backend`, or a library's own device
   object (``torch.device``, ``cupy.cuda.Device``; ``Any`` here, their libraries being optional).
@@ -52,7 +52,8 @@ __all__ = [
 
 
 class SupportsArray(Protocol):
-    """An array of any supported library, as dezero_xp sees it: a shape, a rank and a dtype."""
+    """An array of any supported library, as dezero_xp sees it: a shape, a rank, a dtype, the
+    arithmetic operators and indexing (what the Python Array API standard asks of an array)."""
 
     @property
     def shape(self) -> Any: ...
@@ -62,6 +63,18 @@ class SupportsArray(Protocol):
 
     @property
     def dtype(self) -> Any: ...
+
+    def __add__(self, other: Any, /) -> Any: ...
+    def __radd__(self, other: Any, /) -> Any: ...
+    def __sub__(self, other: Any, /) -> Any: ...
+    def __rsub__(self, other: Any, /) -> Any: ...
+    def __mul__(self, other: Any, /) -> Any: ...
+    def __rmul__(self, other: Any, /) -> Any: ...
+    def __truediv__(self, other: Any, /) -> Any: ...
+    def __rtruediv__(self, other: Any, /) -> Any: ...
+    def __pow__(self, other: Any, /) -> Any: ...
+    def __neg__(self) -> Any: ...
+    def __getitem__(self, key: Any, /) -> Any: ...
 
 
 #: An array dezero_xp returns; its library is the input's (NumPy, CuPy, torch, ...).
@@ -76,8 +89,8 @@ VariableLike: TypeAlias = Union["Variable", ArrayLike]
 Shape: TypeAlias = tuple[int, ...]
 #: A shape argument: an int or a sequence of ints.
 ShapeLike: TypeAlias = int | Sequence[int]
-#: An axis argument: an int, a sequence of ints, or None for every axis.
-Axis: TypeAlias = int | Sequence[int] | None
+#: An axis argument: an int, a tuple or list of ints, or None for every axis.
+Axis: TypeAlias = int | tuple[int, ...] | list[int] | None
 #: A device spec (a library's own device object is ``Any``).
 DeviceLike: TypeAlias = Union[str, int, "Device", "Backend", Any]
 #: A dtype spec: a standard name or a library's dtype object.
