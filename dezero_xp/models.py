@@ -17,6 +17,8 @@ dezero_xp.functions and dezero_xp.layers.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import dezero_xp.functions as F
 import dezero_xp.layers as L
@@ -24,6 +26,10 @@ from dezero_xp._download import DownloadError, get_file
 from dezero_xp.backend import get_backend
 from dezero_xp.layers import Layer
 from dezero_xp.visualize import plot_dot_graph
+
+if TYPE_CHECKING:
+    from dezero_xp.core import Variable
+    from dezero_xp.typing import DeviceLike, DTypeLike, VariableLike
 
 __all__ = [
     "MLP",
@@ -44,7 +50,7 @@ __all__ = [
 class Model(Layer):
     """Base of networks: a Layer that can draw its computation graph."""
 
-    def plot(self, *inputs, to_file="model.png"):
+    def plot(self, *inputs: Any, to_file: str = "model.png") -> Any:
         """Run ``forward(*inputs)`` and render the graph behind the output to ``to_file``.
 
         Needs Graphviz's ``dot`` program.
@@ -59,7 +65,7 @@ class Sequential(Model):
     Plain functions (such as ``F.relu``) may be given between layers.
     """
 
-    def __init__(self, *layers):
+    def __init__(self, *layers: Layer | Callable[[Any], Any]) -> None:
         super().__init__()
         self.layers = []
         for i, layer in enumerate(layers):
@@ -67,7 +73,7 @@ class Sequential(Model):
                 setattr(self, "l" + str(i), layer)
             self.layers.append(layer)
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Any:
         for layer in self.layers:
             x = layer(x)
         return x
@@ -76,7 +82,13 @@ class Sequential(Model):
 class MLP(Model):
     """Fully connected layers of the given output sizes with ``activation`` between them."""
 
-    def __init__(self, fc_output_sizes, activation=F.sigmoid, dtype="float32", device=None):
+    def __init__(
+        self,
+        fc_output_sizes: Iterable[int],
+        activation: Callable[[Any], Any] = F.sigmoid,
+        dtype: DTypeLike = "float32",
+        device: DeviceLike | None = None,
+    ) -> None:
         super().__init__(device=device)
         if isinstance(fc_output_sizes, (str, bytes)) or not hasattr(fc_output_sizes, "__iter__"):
             raise TypeError(
@@ -101,7 +113,7 @@ class MLP(Model):
             setattr(self, "l" + str(i), layer)
             self.layers.append(layer)
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Variable:
         for layer in self.layers[:-1]:
             x = self.activation(layer(x))
         return self.layers[-1](x)
@@ -110,7 +122,9 @@ class MLP(Model):
 # --------------------------------------------------------------------------- pretrained weights
 
 
-def _pretrained_path(pretrained, url: str, model_name: str):
+def _pretrained_path(
+    pretrained: bool | str | os.PathLike[str] | None, url: str, model_name: str
+) -> str | None:
     """The weights file to load: None (random init), the cached/downloaded file, or a path."""
     if pretrained is None or pretrained is False:
         return None
@@ -140,7 +154,7 @@ class VGG16(Model):
 
     WEIGHTS_PATH = "https://github.com/koki0702/dezero-models/releases/download/v0.1/vgg16.npz"
 
-    def __init__(self, pretrained=False):
+    def __init__(self, pretrained: bool | str | os.PathLike[str] = False) -> None:
         super().__init__()
         channels = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
         convs_per_block = {1: 2, 2: 2, 3: 3, 4: 3, 5: 3}
@@ -159,7 +173,7 @@ class VGG16(Model):
         if path is not None:
             self.load_weights(path)
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Variable:
         for names in self._conv_names:
             for name in names:
                 x = F.relu(getattr(self, name)(x))
@@ -170,7 +184,9 @@ class VGG16(Model):
         return self.fc8(x)
 
     @staticmethod
-    def preprocess(image, size=(224, 224), dtype="float32"):
+    def preprocess(
+        image: Any, size: tuple[int, int] | None = (224, 224), dtype: DTypeLike = "float32"
+    ) -> Any:
         """A PIL image as a (3, H, W) host (NumPy) array: BGR, ImageNet means subtracted."""
         xp = get_backend("cpu").xp  # host-side preprocessing of an image file
         image = image.convert("RGB")
@@ -189,11 +205,11 @@ class SqueezeNet(Model):
     silently returns None.
     """
 
-    def __init__(self, pretrained=False):
+    def __init__(self, pretrained: bool | str | os.PathLike[str] = False) -> None:
         super().__init__()
         self.pretrained = pretrained
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Variable:
         raise NotImplementedError(
             "SqueezeNet is a placeholder (in DeZero too): it has no layers or weights; use "
             "VGG16 or ResNet50/101/152, or build it from dezero_xp.layers"
@@ -209,7 +225,9 @@ class ResNet(Model):
     WEIGHTS_PATH = "https://github.com/koki0702/dezero-models/releases/download/v0.1/resnet{}.npz"
     BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 
-    def __init__(self, n_layers=152, pretrained=False):
+    def __init__(
+        self, n_layers: int = 152, pretrained: bool | str | os.PathLike[str] = False
+    ) -> None:
         super().__init__()
         if n_layers not in self.BLOCKS:
             raise ValueError(
@@ -229,7 +247,7 @@ class ResNet(Model):
         if path is not None:
             self.load_weights(path)
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Variable:
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.pooling(x, kernel_size=3, stride=2)
         x = self.res2(x)
@@ -241,21 +259,21 @@ class ResNet(Model):
 
 
 class ResNet152(ResNet):
-    def __init__(self, pretrained=False):
+    def __init__(self, pretrained: bool | str | os.PathLike[str] = False) -> None:
         super().__init__(152, pretrained)
 
 
 class ResNet101(ResNet):
-    def __init__(self, pretrained=False):
+    def __init__(self, pretrained: bool | str | os.PathLike[str] = False) -> None:
         super().__init__(101, pretrained)
 
 
 class ResNet50(ResNet):
-    def __init__(self, pretrained=False):
+    def __init__(self, pretrained: bool | str | os.PathLike[str] = False) -> None:
         super().__init__(50, pretrained)
 
 
-def _global_average_pooling_2d(x):
+def _global_average_pooling_2d(x: VariableLike) -> Variable:
     N, C, H, W = x.shape
     h = F.average_pooling(x, (H, W), stride=1)
     return F.reshape(h, (N, C))
@@ -266,31 +284,39 @@ class BuildingBlock(Layer):
 
     def __init__(
         self,
-        n_layers=None,
-        in_channels=None,
-        mid_channels=None,
-        out_channels=None,
-        stride=None,
-        downsample_fb=None,
-    ):
+        n_layers: int | None = None,
+        in_channels: int | None = None,
+        mid_channels: int | None = None,
+        out_channels: int | None = None,
+        stride: int | None = None,
+        downsample_fb: bool | None = None,
+    ) -> None:
         super().__init__()
-        self.a = BottleneckA(in_channels, mid_channels, out_channels, stride, downsample_fb)
+        # DeZero's None defaults are placeholders: every argument is needed.
+        self.a = BottleneckA(in_channels, mid_channels, out_channels, stride, downsample_fb)  # type: ignore[arg-type]
         self._forward = ["a"]
-        for i in range(n_layers - 1):
+        for i in range(n_layers - 1):  # type: ignore[operator]
             name = f"b{i + 1}"
-            setattr(self, name, BottleneckB(out_channels, mid_channels))
+            setattr(self, name, BottleneckB(out_channels, mid_channels))  # type: ignore[arg-type]
             self._forward.append(name)
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Variable:
         for name in self._forward:
             x = getattr(self, name)(x)
-        return x
+        return x  # type: ignore[return-value]
 
 
 class BottleneckA(Layer):
     """Bottleneck with a projection shortcut (changes channels and, with stride, size)."""
 
-    def __init__(self, in_channels, mid_channels, out_channels, stride=2, downsample_fb=False):
+    def __init__(
+        self,
+        in_channels: int | None,
+        mid_channels: int,
+        out_channels: int,
+        stride: int = 2,
+        downsample_fb: bool = False,
+    ) -> None:
         super().__init__()
         # In the original MSRA ResNet, stride=2 is on the 1x1 convolution;
         # in Facebook's ResNet, on the 3x3 convolution.
@@ -304,7 +330,7 @@ class BottleneckA(Layer):
         self.conv4 = L.Conv2d(out_channels, 1, stride, 0, nobias=True)
         self.bn4 = L.BatchNorm()
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Variable:
         h1 = F.relu(self.bn1(self.conv1(x)))
         h1 = F.relu(self.bn2(self.conv2(h1)))
         h1 = self.bn3(self.conv3(h1))
@@ -315,7 +341,7 @@ class BottleneckA(Layer):
 class BottleneckB(Layer):
     """Bottleneck with an identity shortcut."""
 
-    def __init__(self, in_channels, mid_channels):
+    def __init__(self, in_channels: int, mid_channels: int) -> None:
         super().__init__()
         self.conv1 = L.Conv2d(mid_channels, 1, 1, 0, nobias=True)
         self.bn1 = L.BatchNorm()
@@ -324,7 +350,7 @@ class BottleneckB(Layer):
         self.conv3 = L.Conv2d(in_channels, 1, 1, 0, nobias=True)
         self.bn3 = L.BatchNorm()
 
-    def forward(self, x):
+    def forward(self, x: VariableLike) -> Variable:
         h = F.relu(self.bn1(self.conv1(x)))
         h = F.relu(self.bn2(self.conv2(h)))
         h = self.bn3(self.conv3(h))
