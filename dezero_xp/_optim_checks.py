@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 
@@ -31,17 +32,23 @@ class Hyperparameter:
     ``below`` is an exclusive upper bound (``beta1 < 1``), ``positive`` excludes the minimum.
     """
 
-    def __init__(self, minimum=0.0, below=None, maximum=None, positive=False):
+    def __init__(
+        self,
+        minimum: float = 0.0,
+        below: float | None = None,
+        maximum: float | None = None,
+        positive: bool = False,
+    ) -> None:
         self.minimum = minimum
         self.below = below
         self.maximum = maximum
         self.positive = positive
 
-    def __set_name__(self, owner, name):
+    def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
         self.slot = "_hyper_" + name
 
-    def __get__(self, obj, owner=None):
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
         return obj.__dict__[self.slot]
@@ -54,12 +61,12 @@ class Hyperparameter:
             return f"{low} and <= {self.maximum}"
         return low
 
-    def __set__(self, obj, value):
+    def __set__(self, obj: Any, value: Any) -> None:
         where = f"{type(obj).__name__}: {self.name}"
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             shape = getattr(value, "shape", None)
             if shape == () and getattr(value, "dtype", None) is not None:
-                value = to_host(value)[()]  # a 0-d array
+                value = to_host(value)[()]  # type: ignore[arg-type]  # a 0-d array
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(
                     f"{where} must be a real number, got {type(value).__name__} {value!r:.40}"
@@ -105,7 +112,7 @@ def check_grad(optimizer, param, index) -> None:
             f"{where}: the grad of {_describe(param, index)} has shape {tuple(grad.shape)}; "
             "an update never broadcasts: the grad must have the parameter's shape"
         )
-    xp = backend.xp
+    xp = backend.xp  # type: ignore[union-attr]  # a parameter with data has a backend
     if not xp.isdtype(param.dtype, "real floating"):
         raise TypeError(
             f"{where}: {_describe(param, index)} has dtype {param.dtype}; optimizers update "
@@ -116,8 +123,8 @@ def check_grad(optimizer, param, index) -> None:
             raise TypeError(
                 f"{where}: the grad of {_describe(param, index)} is complex ({grad.dtype})"
             )
-        with backend:
-            param.grad = wrap_array(xp.astype(grad.data, param.dtype), backend)
+        with backend:  # type: ignore[union-attr]
+            param.grad = wrap_array(xp.astype(grad.data, param.dtype), backend)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- saved state

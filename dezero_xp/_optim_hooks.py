@@ -11,6 +11,8 @@ May import: dezero_xp.core and dezero_xp._optim_checks.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 from dezero_xp._optim_checks import Hyperparameter
 from dezero_xp.core import Parameter, wrap_array
@@ -23,17 +25,17 @@ class WeightDecay:
 
     rate = Hyperparameter()
 
-    def __init__(self, rate):
+    def __init__(self, rate: float) -> None:
         self.rate = rate
 
-    def __call__(self, params):
+    def __call__(self, params: Sequence[Parameter]) -> None:
         rate = float(self.rate)
         for param in params:
             grad = param.grad
             if grad is None:
                 continue
             with grad.backend:  # CuPy computes on its current device
-                param.grad = wrap_array(grad.data + rate * param.data, grad.backend)
+                param.grad = wrap_array(grad.data + rate * param.data, grad.backend)  # type: ignore[arg-type]
 
 
 class ClipGrad:
@@ -41,10 +43,10 @@ class ClipGrad:
 
     max_norm = Hyperparameter(positive=True)
 
-    def __init__(self, max_norm):
+    def __init__(self, max_norm: float) -> None:
         self.max_norm = max_norm
 
-    def __call__(self, params):
+    def __call__(self, params: Sequence[Parameter]) -> None:
         params = [p for p in params if p.grad is not None]
         backends = {id(p.grad.backend): p.grad.backend for p in params}
         if len(backends) == 1 and params[0].grad.backend.is_gpu:
@@ -58,9 +60,9 @@ class ClipGrad:
         if rate < 1:
             for param in params:
                 grad = param.grad
-                param.grad = wrap_array(grad.data * rate, grad.backend)
+                param.grad = wrap_array(grad.data * rate, grad.backend)  # type: ignore[arg-type]
 
-    def _clip_on_device(self, params):
+    def _clip_on_device(self, params: list[Parameter]) -> None:
         # On a GPU, float() of each squared norm would wait for the device once per parameter.
         # The rate stays a 0-d device array instead and every gradient is scaled by
         # min(rate, 1): no host round trip at all.
@@ -72,7 +74,7 @@ class ClipGrad:
             for param in params:
                 grad = param.grad
                 scale = xp.astype(rate, grad.data.dtype)
-                param.grad = wrap_array(grad.data * scale, grad.backend)
+                param.grad = wrap_array(grad.data * scale, grad.backend)  # type: ignore[arg-type]
 
 
 class FreezeParam:
@@ -82,7 +84,7 @@ class FreezeParam:
     lazily (``Linear(out_size)`` before its first call) are frozen too.
     """
 
-    def __init__(self, *layers):
+    def __init__(self, *layers: Any) -> None:
         for layer in layers:
             if not isinstance(layer, Parameter) and not callable(getattr(layer, "params", None)):
                 raise TypeError(
@@ -91,7 +93,7 @@ class FreezeParam:
         self.layers = layers
 
     @property
-    def freeze_params(self) -> list:
+    def freeze_params(self) -> list[Parameter]:
         """The Parameters currently frozen (DeZero's attribute)."""
         params = []
         for layer in self.layers:
@@ -101,6 +103,6 @@ class FreezeParam:
                 params.extend(layer.params())
         return params
 
-    def __call__(self, params):
+    def __call__(self, params: Sequence[Parameter]) -> None:
         for param in self.freeze_params:
             param.grad = None

@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 import re
 import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from dezero_xp._optim_checks import (
     Hyperparameter,
@@ -35,6 +37,12 @@ from dezero_xp._optim_checks import (
 )
 from dezero_xp._optim_hooks import ClipGrad, FreezeParam, WeightDecay
 from dezero_xp.backend import get_backend, to_host, transfer
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from dezero_xp.backend import Backend
+    from dezero_xp.core import Parameter
 
 __all__ = [
     "SGD",
@@ -57,7 +65,9 @@ class _Slot:
 
     __slots__ = ("ref", "backend", "dtype", "arrays")
 
-    def __init__(self, ref, backend, dtype, arrays):
+    def __init__(
+        self, ref: Callable[[], Any], backend: Backend | None, dtype: Any, arrays: dict[str, Any]
+    ) -> None:
         self.ref = ref
         self.backend = backend
         self.dtype = dtype
@@ -74,12 +84,12 @@ class Optimizer:
     state_names: tuple[str, ...] = ()
     counters: tuple[str, ...] = ()
 
-    def __init__(self):
-        self.target = None
-        self.hooks = []
+    def __init__(self) -> None:
+        self.target: Any = None
+        self.hooks: list[Callable[[Sequence[Parameter]], Any]] = []
         self._slots: dict[int, _Slot] = {}
 
-    def setup(self, target):
+    def setup(self, target: Any) -> Self:
         """Optimize the parameters of ``target`` (anything with ``params()``); returns self."""
         if not callable(getattr(target, "params", None)):
             raise TypeError(
@@ -89,7 +99,7 @@ class Optimizer:
         self.target = target
         return self
 
-    def _params(self) -> list:
+    def _params(self) -> list[Parameter]:
         """The target's parameters, each once (shared layers may yield one twice)."""
         if self.target is None:
             raise RuntimeError(
@@ -103,7 +113,7 @@ class Optimizer:
                 params.append(p)
         return params
 
-    def update(self):
+    def update(self) -> None:
         """Run the hooks, then update every parameter that has a gradient."""
         params = [p for p in self._params() if p.grad is not None]
         for index, param in enumerate(params):
@@ -116,16 +126,16 @@ class Optimizer:
                     self.update_one(param)
                 param.mark_updated()  # graphs that saved it before now refuse to backpropagate
 
-    def update_one(self, param):
+    def update_one(self, param: Parameter) -> None:
         """Update one parameter in place from ``param.grad``."""
         raise NotImplementedError(f"{type(self).__name__} must implement update_one(param)")
 
-    def add_hook(self, f):
+    def add_hook(self, f: Callable[[Sequence[Parameter]], Any]) -> None:
         """Call ``f(params)`` on the parameters about to be updated, before each update."""
         self.hooks.append(f)
 
     # ------------------------------------------------------------------ per-parameter state
-    def state(self, param) -> dict:
+    def state(self, param: Parameter) -> dict[str, Any]:
         """The state arrays of ``param`` (by name), on its current backend and dtype.
 
         Created as zeros on first use; moved (explicitly, once) when the parameter has moved
@@ -145,30 +155,30 @@ class Optimizer:
             xp = backend.xp
             moved = {}
             for name, array in slot.arrays.items():
-                array = transfer(array, backend)
+                array = transfer(array, backend)  # type: ignore[arg-type]
                 if array.dtype != data.dtype:
                     array = xp.astype(array, data.dtype)
                 moved[name] = array
             slot.arrays, slot.backend, slot.dtype = moved, backend, data.dtype
         return slot.arrays
 
-    def _weakref(self, param):
+    def _weakref(self, param: Parameter) -> weakref.ref[Parameter]:
         # The entry goes when the parameter dies, so a new object reusing its id() starts fresh.
         slots, key = self._slots, id(param)
 
-        def forget(ref):
+        def forget(ref: weakref.ref[Parameter]) -> None:
             slot = slots.get(key)
             if slot is not None and slot.ref is ref:
                 del slots[key]
 
         return weakref.ref(param, forget)
 
-    def _state_view(self, name: str) -> dict:
+    def _state_view(self, name: str) -> dict[int, Any]:
         """DeZero's ``{id(param): array}`` dictionaries (``vs``, ``ms``, ...), read-only view."""
         return {key: slot.arrays[name] for key, slot in self._slots.items()}
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """The optimizer state as ``{str: numpy.ndarray}`` (host copies), for checkpoints.
 
         Keys: each counter by name (``"t"``) and ``"state.<i>.<name>"`` for parameter ``i`` of
@@ -186,7 +196,7 @@ class Optimizer:
                 out[f"state.{i}.{name}"] = cpu.from_host(to_host(array))  # a copy
         return out
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; arrays move to each parameter's device at next update."""
         where = f"{type(self).__name__}.load_state_dict"
         params = self._params()
@@ -234,11 +244,11 @@ class SGD(Optimizer):
 
     lr = Hyperparameter()
 
-    def __init__(self, lr=0.01):
+    def __init__(self, lr: float = 0.01) -> None:
         super().__init__()
         self.lr = lr
 
-    def update_one(self, param):
+    def update_one(self, param: Parameter) -> None:
         param.data -= float(self.lr) * param.grad.data
 
 
@@ -249,17 +259,17 @@ class MomentumSGD(Optimizer):
     lr = Hyperparameter()
     momentum = Hyperparameter(below=1.0)
 
-    def __init__(self, lr=0.01, momentum=0.9):
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         super().__init__()
         self.lr = lr
         self.momentum = momentum
 
     @property
-    def vs(self) -> dict:
+    def vs(self) -> dict[int, Any]:
         """Velocities by ``id(param)`` (DeZero's attribute; a read-only view)."""
         return self._state_view("v")
 
-    def update_one(self, param):
+    def update_one(self, param: Parameter) -> None:
         v = self.state(param)["v"]
         v *= float(self.momentum)
         v -= float(self.lr) * param.grad.data
@@ -273,17 +283,17 @@ class AdaGrad(Optimizer):
     lr = Hyperparameter()
     eps = Hyperparameter(positive=True)
 
-    def __init__(self, lr=0.001, eps=1e-8):
+    def __init__(self, lr: float = 0.001, eps: float = 1e-8) -> None:
         super().__init__()
         self.lr = lr
         self.eps = eps
 
     @property
-    def hs(self) -> dict:
+    def hs(self) -> dict[int, Any]:
         """Accumulated squared gradients by ``id(param)`` (DeZero's attribute; read-only)."""
         return self._state_view("h")
 
-    def update_one(self, param):
+    def update_one(self, param: Parameter) -> None:
         xp = param.xp
         h = self.state(param)["h"]
         grad = param.grad.data
@@ -298,22 +308,22 @@ class AdaDelta(Optimizer):
     rho = Hyperparameter(maximum=1.0)
     eps = Hyperparameter(positive=True)
 
-    def __init__(self, rho=0.95, eps=1e-6):
+    def __init__(self, rho: float = 0.95, eps: float = 1e-6) -> None:
         super().__init__()
         self.rho = rho
         self.eps = eps
 
     @property
-    def msg(self) -> dict:
+    def msg(self) -> dict[int, Any]:
         """Running mean of grad**2 by ``id(param)`` (DeZero's attribute; read-only)."""
         return self._state_view("msg")
 
     @property
-    def msdx(self) -> dict:
+    def msdx(self) -> dict[int, Any]:
         """Running mean of step**2 by ``id(param)`` (DeZero's attribute; read-only)."""
         return self._state_view("msdx")
 
-    def update_one(self, param):
+    def update_one(self, param: Parameter) -> None:
         xp = param.xp
         state = self.state(param)
         msg, msdx = state["msg"], state["msdx"]
@@ -343,7 +353,14 @@ class Adam(Optimizer):
     eps = Hyperparameter(positive=True)
     weight_decay = Hyperparameter()
 
-    def __init__(self, alpha=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    def __init__(
+        self,
+        alpha: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__()
         self.t = 0
         self.alpha = alpha
@@ -353,16 +370,16 @@ class Adam(Optimizer):
         self.weight_decay = weight_decay
 
     @property
-    def ms(self) -> dict:
+    def ms(self) -> dict[int, Any]:
         """First-moment estimates by ``id(param)`` (DeZero's attribute; read-only)."""
         return self._state_view("m")
 
     @property
-    def vs(self) -> dict:
+    def vs(self) -> dict[int, Any]:
         """Second-moment estimates by ``id(param)`` (DeZero's attribute; read-only)."""
         return self._state_view("v")
 
-    def update(self, *args, **kwargs):
+    def update(self, *args: Any, **kwargs: Any) -> None:
         self.t += 1
         super().update(*args, **kwargs)
 
@@ -374,7 +391,7 @@ class Adam(Optimizer):
         fix2 = 1.0 - math.pow(self.beta2, t)
         return float(self.alpha) * math.sqrt(fix2) / fix1
 
-    def update_one(self, param):
+    def update_one(self, param: Parameter) -> None:
         xp = param.xp
         state = self.state(param)
         m, v = state["m"], state["v"]
@@ -391,5 +408,12 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (default ``weight_decay=0.01``, as PyTorch's AdamW)."""
 
-    def __init__(self, alpha=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
+    def __init__(
+        self,
+        alpha: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
         super().__init__(alpha, beta1, beta2, eps, weight_decay)
