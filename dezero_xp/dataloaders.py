@@ -15,11 +15,18 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import TYPE_CHECKING, Any, SupportsIndex
 
 import numpy as np
 
 from dezero_xp.backend import Movable, get_backend, host_rng
 from dezero_xp.datasets import Dataset, _identity
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from dezero_xp.backend import Backend, Device
+    from dezero_xp.typing import Array, DatasetLike, DeviceLike, DTypeLike
 
 __all__ = ["DataLoader", "SeqDataLoader"]
 
@@ -36,8 +43,15 @@ class DataLoader(Movable):
     """
 
     def __init__(
-        self, dataset, batch_size, shuffle=True, device=None, gpu=False, dtype="float32", rng=None
-    ):
+        self,
+        dataset: DatasetLike,
+        batch_size: SupportsIndex,
+        shuffle: bool = True,
+        device: DeviceLike | None = None,
+        gpu: bool = False,
+        dtype: DTypeLike | None = "float32",
+        rng: Any = None,
+    ) -> None:
         where = type(self).__name__
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
             raise TypeError(
@@ -87,12 +101,12 @@ class DataLoader(Movable):
 
     # ------------------------------------------------------------------ devices
     @property
-    def backend(self):
+    def backend(self) -> Backend:
         """The Backend the batches are made on."""
         return self._backend
 
     @property
-    def device(self):
+    def device(self) -> Device:
         """The device the batches are made on."""
         return self._backend.device
 
@@ -102,34 +116,34 @@ class DataLoader(Movable):
         return self._backend.is_gpu
 
     @gpu.setter
-    def gpu(self, flag: bool):
+    def gpu(self, flag: bool) -> None:
         if flag:
             self.to_gpu()
         else:
             self.to_cpu()
 
-    def to(self, device):
+    def to(self, device: DeviceLike) -> Self:
         """Send later batches to ``device``; returns self."""
         self._backend = get_backend(device)
         return self
 
     # ------------------------------------------------------------------ iteration
-    def reset(self):
+    def reset(self) -> None:
         """Rewind to the first batch (and draw a new order when shuffling)."""
         self.iteration = 0
         if self.shuffle:
-            self.index = self._rng.permutation(self.data_size)
+            self.index = self._rng.permutation(self.data_size)  # type: ignore[union-attr]
         else:
             self.index = np.arange(self.data_size)
 
-    def __len__(self):
+    def __len__(self) -> int:
         """Batches per epoch."""
         return self.max_iter
 
-    def __iter__(self):
+    def __iter__(self) -> Self:
         return self
 
-    def __next__(self):
+    def __next__(self) -> tuple[Array, Array | None]:
         if self.iteration >= self.max_iter:
             self.reset()
             raise StopIteration
@@ -138,15 +152,15 @@ class DataLoader(Movable):
         self.iteration += 1
         return self._make_batch(batch_index)
 
-    def next(self):
+    def next(self) -> tuple[Array, Array | None]:
         """The next batch (DeZero's alias of ``next(loader)``)."""
         return self.__next__()
 
-    def _make_batch(self, batch_index):
+    def _make_batch(self, batch_index: np.ndarray) -> tuple[Array, Array | None]:
         x, t = _host_batch(self.dataset, batch_index)
         return self._to_device(x), None if t is None else self._to_device(t, labels=True)
 
-    def _to_device(self, array, labels=False):
+    def _to_device(self, array: Any, labels: bool = False) -> Array:
         array = np.asarray(array)
         if array.dtype == object:
             raise TypeError(
@@ -161,7 +175,7 @@ class DataLoader(Movable):
         return self._backend.asarray(array)
 
 
-def _host_batch(dataset, batch_index):
+def _host_batch(dataset: DatasetLike, batch_index: np.ndarray) -> tuple[Any, Any]:
     """``(x, t)`` NumPy arrays of the examples at ``batch_index`` (t None without labels)."""
     if (
         isinstance(dataset, Dataset)
@@ -184,7 +198,7 @@ def _host_batch(dataset, batch_index):
     return x, _stack("labels", batch_index, labels)
 
 
-def _stack(what: str, batch_index, values) -> np.ndarray:
+def _stack(what: str, batch_index: np.ndarray, values: list[Any]) -> np.ndarray:
     """``values`` stacked into one batch array; a clear error naming two that do not fit."""
     arrays = [np.asarray(value) for value in values]
     first = arrays[0]
@@ -206,10 +220,17 @@ class SeqDataLoader(DataLoader):
     row of the batch walks its own stretch of the sequence in order.
     """
 
-    def __init__(self, dataset, batch_size, device=None, gpu=False, dtype="float32"):
+    def __init__(
+        self,
+        dataset: DatasetLike,
+        batch_size: SupportsIndex,
+        device: DeviceLike | None = None,
+        gpu: bool = False,
+        dtype: DTypeLike | None = "float32",
+    ) -> None:
         super().__init__(dataset, batch_size, shuffle=False, device=device, gpu=gpu, dtype=dtype)
 
-    def __next__(self):
+    def __next__(self) -> tuple[Array, Array | None]:
         if self.iteration >= self.max_iter:
             self.reset()
             raise StopIteration

@@ -3,8 +3,9 @@
 The names, each usable in user code (``from dezero_xp.typing import VariableLike``):
 
 - :class:`SupportsArray`: what dezero_xp accepts as an array, structurally: anything with
-  ``shape``, ``ndim``, ``dtype``, arithmetic and indexing. NumPy arrays, CuPy arrays, array-api-strict arrays and torch
-  tensors all satisfy it (those three libraries are optional, so they are never imported here).
+  ``shape``, ``ndim``, ``dtype``, arithmetic and indexing. NumPy arrays, CuPy arrays,
+  array-api-strict arrays and torch tensors all satisfy it (those three libraries are optional,
+  so they are never imported here).
 - ``Array``: an array dezero_xp hands back (``Variable.data``, ``to_dlpack``...). ``Any``: its
   library is the one the data came from, which the types cannot know.
 - ``ArrayLike``: an array argument (``numpy.ndarray`` or any :class:`SupportsArray`).
@@ -18,6 +19,8 @@ The names, each usable in user code (``from dezero_xp.typing import VariableLike
   object (``torch.device``, ``cupy.cuda.Device``; ``Any`` here, their libraries being optional).
   ``None`` (the default device) is spelled out where it is accepted.
 - ``DTypeLike``: a dtype spec: a name (``"float32"``) or a library's dtype object.
+- :class:`DatasetLike`: what a DataLoader iterates: ``len()`` and ``dataset[i]`` giving
+  ``(x, t)`` (a :class:`~dezero_xp.datasets.Dataset` or any sequence of pairs).
 
 Runtime cost is nil: this module imports only ``typing`` and NumPy (which the backend layer has
 loaded already); the classes it names come in for type checkers only.
@@ -42,6 +45,7 @@ __all__ = [
     "ArrayLike",
     "Axis",
     "DTypeLike",
+    "DatasetLike",
     "DeviceLike",
     "Scalar",
     "Shape",
@@ -75,6 +79,13 @@ class SupportsArray(Protocol):
     def __pow__(self, other: Any, /) -> Any: ...
     def __neg__(self) -> Any: ...
     def __getitem__(self, key: Any, /) -> Any: ...
+
+
+class DatasetLike(Protocol):
+    """A dataset as a DataLoader sees it: a length and ``(x, t)`` examples by index."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int, /) -> Any: ...
 
 
 #: An array dezero_xp returns; its library is the input's (NumPy, CuPy, torch, ...).

@@ -17,7 +17,9 @@ import os
 import struct
 import tarfile
 import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -32,7 +34,7 @@ class DatasetNotFoundError(FileNotFoundError):
     """The files of a dataset are not in any searched folder (and were not downloaded)."""
 
 
-def _identity(x):
+def _identity(x: Any) -> Any:
     return x
 
 
@@ -42,7 +44,15 @@ class Dataset:
     ``transform`` is applied to each example's data and ``target_transform`` to its label.
     """
 
-    def __init__(self, train=True, transform=None, target_transform=None):
+    data: Any  # host arrays (or sequences), None until prepare() fills them
+    label: Any
+
+    def __init__(
+        self,
+        train: bool = True,
+        transform: Callable[[Any], Any] | None = None,
+        target_transform: Callable[[Any], Any] | None = None,
+    ) -> None:
         self.train = train
         self.transform = transform if transform is not None else _identity
         self.target_transform = target_transform if target_transform is not None else _identity
@@ -50,7 +60,7 @@ class Dataset:
         self.label = None
         self.prepare()
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
         try:
             index = operator.index(index)
         except TypeError:
@@ -63,17 +73,17 @@ class Dataset:
             return x, None
         return x, self.target_transform(self.label[index])
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.data)
 
-    def prepare(self):
+    def prepare(self) -> None:
         """Fill ``self.data`` (and ``self.label``); subclasses override it."""
 
 
 _IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def _open(path):
+def _open(path: str | os.PathLike[str]) -> tuple[Any, IO[bytes]]:
     """The file opened for binary reading, through gzip when it starts with the gzip magic."""
     f = open(path, "rb")
     if f.peek(2)[:2] == b"\x1f\x8b":
@@ -81,14 +91,14 @@ def _open(path):
     return f, f
 
 
-def _read_exactly(path, stream, n: int, what: str) -> bytes:
+def _read_exactly(path: str | os.PathLike[str], stream: Any, n: int, what: str) -> bytes:
     data = stream.read(n)
     if len(data) != n:
         raise ValueError(f"{path}: truncated file: {what} needs {n} bytes, found {len(data)}")
     return data
 
 
-def _read_bytes(path) -> bytes:
+def _read_bytes(path: str | os.PathLike[str]) -> bytes:
     """The file's bytes, gunzipped when it is a gzip file."""
     stream, raw_file = _open(path)
     try:
@@ -100,7 +110,7 @@ def _read_bytes(path) -> bytes:
         raw_file.close()
 
 
-def load_idx(path) -> np.ndarray:
+def load_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an IDX file (MNIST's format), gzipped or not, as a native-endian NumPy array."""
     stream, raw_file = _open(path)
     try:
@@ -115,7 +125,7 @@ def load_idx(path) -> np.ndarray:
         dtype = np.dtype(_IDX_TYPES[magic[2]])
         # Read straight into the result: no second copy of a large file in memory.
         array = np.empty(dims, dtype)
-        buffer = memoryview(array).cast("B")
+        buffer = memoryview(array).cast("B")  # type: ignore[arg-type]
         filled = 0
         while filled < len(buffer):
             n = stream.readinto(buffer[filled:])
@@ -141,7 +151,16 @@ def load_idx(path) -> np.ndarray:
 class _Files:
     """Where one dataset's files are looked for, and where and from what URL to fetch them."""
 
-    def __init__(self, title, subdir, env_var, urls, root, system_dirs=(), legacy_dirs=()):
+    def __init__(
+        self,
+        title: str,
+        subdir: str,
+        env_var: str,
+        urls: Iterable[str],
+        root: str | os.PathLike[str] | None,
+        system_dirs: Iterable[str] = (),
+        legacy_dirs: Iterable[str] = (),
+    ) -> None:
         self.title = title
         self.urls = urls
         self.env_var = None if root is not None else env_var
@@ -160,7 +179,7 @@ class _Files:
         self.target = dirs[0] if os.environ.get(env_var) else cache
         self.dirs = [*dirs, cache, *(Path(d).expanduser() for d in legacy_dirs)]
 
-    def find(self, names, variants=("", ".gz")) -> dict:
+    def find(self, names: Iterable[str], variants: Iterable[str] = ("", ".gz")) -> dict[str, Path]:
         """``{name: path}`` of the files found (the first folder holding a variant wins)."""
         found = {}
         for name in names:
@@ -171,7 +190,9 @@ class _Files:
                     break
         return found
 
-    def missing_error(self, missing, source, download_error=None) -> DatasetNotFoundError:
+    def missing_error(
+        self, missing: Iterable[str], source: str, download_error: BaseException | None = None
+    ) -> DatasetNotFoundError:
         """The error for ``missing`` files; ``source`` says where they can be had."""
         where = ", ".join(str(d) for d in self.dirs)
         env = self.env_var
@@ -186,7 +207,7 @@ class _Files:
             message += f". The download failed: {download_error}"
         return DatasetNotFoundError(message)
 
-    def fetch(self, file_name):
+    def fetch(self, file_name: str) -> Path:
         """Download ``file_name`` into the target folder, trying each URL; its path."""
         errors = []
         for base in self.urls:
@@ -204,7 +225,7 @@ class _Files:
         raise DownloadError(" | ".join(errors))
 
 
-def _extract_members(archive: Path, names, folder: Path) -> None:
+def _extract_members(archive: Path, names: Iterable[str], folder: Path) -> None:
     """Copy the archive's members called ``names`` (by base name) into ``folder``.
 
     Members are read as bytes and written to paths we build, so a crafted archive cannot
@@ -216,5 +237,5 @@ def _extract_members(archive: Path, names, folder: Path) -> None:
         for member in tar.getmembers():
             base = os.path.basename(member.name)
             if member.isfile() and base in wanted:
-                data = tar.extractfile(member).read()
+                data = tar.extractfile(member).read()  # type: ignore[union-attr]
                 (folder / base).write_bytes(data)

@@ -9,7 +9,10 @@ May import: numpy, dezero_xp._download, dezero_xp.transforms and dezero_xp.datas
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +36,10 @@ class MNIST(Dataset):
     title = "MNIST"
     subdir = "mnist"
     env_var = "DEZERO_XP_MNIST_DIR"
-    urls = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+    urls: tuple[str, ...] = (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    )
     system_dirs: tuple = ()
     legacy_dirs: tuple = ("~/.dezero",)
     file_names = {
@@ -43,12 +49,12 @@ class MNIST(Dataset):
 
     def __init__(
         self,
-        train=True,
-        transform=_MNIST_TRANSFORM,
-        target_transform=None,
-        root=None,
-        download=False,
-    ):
+        train: bool = True,
+        transform: Callable[[Any], Any] | None = _MNIST_TRANSFORM,
+        target_transform: Callable[[Any], Any] | None = None,
+        root: str | os.PathLike[str] | None = None,
+        download: bool = False,
+    ) -> None:
         self.root = root
         self.download = download
         super().__init__(train, transform, target_transform)
@@ -64,7 +70,7 @@ class MNIST(Dataset):
         names = ", ".join(n + ".gz" for n in self.file_names[self.train])
         return f"they can be had as {names} (gzipped or not) from {self.urls[0]}"
 
-    def prepare(self):
+    def prepare(self) -> None:
         files = self._files()
         names = self.file_names[self.train]
         found = files.find(names)
@@ -93,7 +99,7 @@ class MNIST(Dataset):
         self.label = labels.astype(np.int64)
 
     @staticmethod
-    def labels():
+    def labels() -> dict[int, str]:
         """Class index to name."""
         return {i: str(i) for i in range(10)}
 
@@ -109,7 +115,7 @@ class FashionMNIST(MNIST):
     legacy_dirs = ()
 
     @staticmethod
-    def labels():
+    def labels() -> dict[int, str]:
         """Class index to name."""
         names = [
             "T-shirt/top",
@@ -148,17 +154,17 @@ class CIFAR10(Dataset):
 
     def __init__(
         self,
-        train=True,
-        transform=_CIFAR_TRANSFORM,
-        target_transform=None,
-        root=None,
-        download=False,
-    ):
+        train: bool = True,
+        transform: Callable[[Any], Any] | None = _CIFAR_TRANSFORM,
+        target_transform: Callable[[Any], Any] | None = None,
+        root: str | os.PathLike[str] | None = None,
+        download: bool = False,
+    ) -> None:
         self.root = root
         self.download = download
         super().__init__(train, transform, target_transform)
 
-    def _names(self):
+    def _names(self) -> list[str]:
         if self.train:
             return [f"data_batch_{i}.bin" for i in range(1, 6)]
         return ["test_batch.bin"]
@@ -176,7 +182,7 @@ class CIFAR10(Dataset):
         )
         return _Files(title, self.subdir, self.env_var, self.urls, root)
 
-    def prepare(self):
+    def prepare(self) -> None:
         files = self._files()
         names = self._names()
         found = files.find(names, variants=("",))
@@ -195,7 +201,7 @@ class CIFAR10(Dataset):
         self.data = np.concatenate([p[0] for p in parts])
         self.label = np.concatenate([p[1] for p in parts])
 
-    def _read_batch(self, path):
+    def _read_batch(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
         raw = _read_bytes(path)
         record = self.label_bytes + 3 * 32 * 32
         if raw[:1] == b"\x80":
@@ -219,7 +225,7 @@ class CIFAR10(Dataset):
         return images, labels
 
     @staticmethod
-    def labels():
+    def labels() -> dict[int, str]:
         """Class index to name."""
         names = [
             "airplane",
@@ -247,13 +253,13 @@ class CIFAR100(CIFAR10):
 
     def __init__(
         self,
-        train=True,
-        transform=_CIFAR_TRANSFORM,
-        target_transform=None,
-        label_type="fine",
-        root=None,
-        download=False,
-    ):
+        train: bool = True,
+        transform: Callable[[Any], Any] | None = _CIFAR_TRANSFORM,
+        target_transform: Callable[[Any], Any] | None = None,
+        label_type: str = "fine",
+        root: str | os.PathLike[str] | None = None,
+        download: bool = False,
+    ) -> None:
         if label_type not in ("fine", "coarse"):
             raise ValueError(f"CIFAR100: label_type must be 'fine' or 'coarse', got {label_type!r}")
         self.label_type = label_type
@@ -262,5 +268,5 @@ class CIFAR100(CIFAR10):
         self.num_classes = 100 if label_type == "fine" else 20
         super().__init__(train, transform, target_transform, root, download)
 
-    def _names(self):
+    def _names(self) -> list[str]:
         return ["train.bin" if self.train else "test.bin"]

@@ -17,7 +17,10 @@ May import: numpy, dezero_xp._download and dezero_xp.datasets.base.
 from __future__ import annotations
 
 import ast
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +30,9 @@ from dezero_xp.datasets.base import Dataset, _Files
 __all__ = ["ImageNet", "Shakespear"]
 
 
-def _find_text(files: _Files, root, names):
+def _find_text(
+    files: _Files, root: str | os.PathLike[str] | None, names: Sequence[str]
+) -> Path | None:
     """The path of the first of ``names`` found (``root`` may name the file itself)."""
     if root is not None and Path(root).is_file():
         return Path(root)
@@ -38,7 +43,9 @@ def _find_text(files: _Files, root, names):
     return None
 
 
-def _files_for(title, subdir, env_var, urls, root):
+def _files_for(
+    title: str, subdir: str, env_var: str, urls: Sequence[str], root: str | os.PathLike[str] | None
+) -> _Files:
     folder = None if root is None else Path(root)
     return _Files(title, subdir, env_var, urls, folder, legacy_dirs=("~/.dezero",))
 
@@ -57,13 +64,18 @@ class Shakespear(Dataset):
     file_names = ("input.txt", "shakespear.txt")
 
     def __init__(
-        self, train=True, transform=None, target_transform=None, root=None, download=False
-    ):
+        self,
+        train: bool = True,
+        transform: Callable[[Any], Any] | None = None,
+        target_transform: Callable[[Any], Any] | None = None,
+        root: str | os.PathLike[str] | None = None,
+        download: bool = False,
+    ) -> None:
         self.root = root
         self.download = download
         super().__init__(train, transform, target_transform)
 
-    def prepare(self):
+    def prepare(self) -> None:
         files = _files_for(self.title, self.subdir, self.env_var, self.urls, self.root)
         path = _find_text(files, self.root, self.file_names)
         source = f"it can be had as {self.urls[0]}{self.file_names[0]}"
@@ -100,14 +112,16 @@ class ImageNet(Dataset):
     )
     file_name = "imagenet1000_clsidx_to_labels.txt"
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError(
             "ImageNet: the images are not provided (DeZero's ImageNet has none either); "
             "ImageNet.labels() gives the 1000 class names"
         )
 
     @classmethod
-    def labels(cls, root=None, download=True):
+    def labels(
+        cls, root: str | os.PathLike[str] | None = None, download: bool = True
+    ) -> dict[int, str]:
         """``{class index: name}`` from the label list (a Python dict literal, read without
         running it). ``root`` is the file or its folder; otherwise it is looked for in the
         usual folders and, with ``download``, fetched once into the cache."""

@@ -9,6 +9,9 @@ scikit-learn (Digits).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from dezero_xp.backend import host_rng, uses_numpy_global_rng
@@ -17,7 +20,7 @@ from dezero_xp.datasets.base import Dataset
 __all__ = ["Digits", "SinCurve", "Spiral", "get_spiral"]
 
 
-def get_spiral(train=True):
+def get_spiral(train: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """DeZero's spiral: 300 2-D points in 3 interleaved arms (seed 1984 train, 2020 test).
 
     The same numbers as DeZero's ``get_spiral``. Like DeZero's, it reseeds NumPy's global
@@ -30,7 +33,7 @@ def get_spiral(train=True):
         np.random.seed(seed)
         rs = np.random
     else:
-        rs = np.random.RandomState(seed)
+        rs = np.random.RandomState(seed)  # type: ignore[assignment]
     num_data, num_class, input_dim = 100, 3, 2
     data_size = num_class * num_data
     x = np.zeros((data_size, input_dim), dtype=np.float32)
@@ -50,7 +53,7 @@ def get_spiral(train=True):
 class Spiral(Dataset):
     """The spiral toy set: float32 points ``(300, 2)``, int64 labels 0..2."""
 
-    def prepare(self):
+    def prepare(self) -> None:
         self.data, self.label = get_spiral(self.train)
 
 
@@ -61,7 +64,7 @@ class SinCurve(Dataset):
     set too, as DeZero does), reproducible under ``np.random.seed`` or ``dz.seed``.
     """
 
-    def prepare(self):
+    def prepare(self) -> None:
         num_data = 1000
         x = np.linspace(0, 2 * np.pi, num_data)
         noise = host_rng("datasets.SinCurve").uniform(-0.05, 0.05, size=x.shape)
@@ -85,13 +88,18 @@ class Digits(Dataset):
     """
 
     def __init__(
-        self, train=True, transform=None, target_transform=None, flatten=True, test_ratio=0.2
-    ):
+        self,
+        train: bool = True,
+        transform: Callable[[Any], Any] | None = None,
+        target_transform: Callable[[Any], Any] | None = None,
+        flatten: bool = True,
+        test_ratio: float = 0.2,
+    ) -> None:
         self.flatten = flatten
         self.test_ratio = test_ratio
         super().__init__(train, transform, target_transform)
 
-    def prepare(self):
+    def prepare(self) -> None:
         try:
             from sklearn.datasets import load_digits  # noqa: PLC0415 - optional dependency
         except ImportError:
