@@ -24,6 +24,7 @@ import struct
 import tempfile
 import zipfile
 import zlib
+from typing import Literal
 
 import numpy as np
 
@@ -317,7 +318,7 @@ class Archive:
         if member.nbytes == 0:
             return np.empty(member.shape, dtype=dtype.newbyteorder("="))
         array = np.frombuffer(buffer, dtype=dtype)
-        order = "F" if member.fortran_order else "C"
+        order: Literal["C", "F"] = "F" if member.fortran_order else "C"
         array = array.reshape(member.shape, order=order)
         if not dtype.isnative:
             array = array.astype(dtype.newbyteorder("="))  # big-endian files load natively

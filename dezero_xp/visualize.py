@@ -81,7 +81,7 @@ def get_dot_graph(output: Variable, verbose: bool = True) -> str:
     while pending:
         f = pending.pop()
         parts.append(_dot_func(f))
-        for x in f.inputs:
+        for x in f.inputs:  # type: ignore[union-attr]  # a creator has inputs
             if id(x) not in seen_vars:
                 seen_vars.add(id(x))
                 parts.append(_dot_var(x, verbose))

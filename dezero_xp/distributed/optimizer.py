@@ -40,7 +40,7 @@ DEFAULT_BUCKET_BYTES = 16 * 2**20
 
 def _named_params(target) -> list:
     """``[(name, Parameter)]`` of ``target``, each parameter once, in ``params()`` order."""
-    names = {}
+    names: dict = {}
     entries = getattr(target, "_state_entries", None)
     if callable(entries):
         for key, owner, attr, is_param in entries():
@@ -240,7 +240,7 @@ class DistributedOptimizer:
     def _buckets(self, params, presence=False) -> list:
         """Consecutive parameters of one backend and dtype, at most ``bucket_bytes`` a bucket
         (``presence``: with presence slots, on host backends)."""
-        buckets, open_ = [], {}
+        buckets, open_ = [], {}  # type: ignore[var-annotated]
         for param in params:
             key = (id(param.backend), str(param.dtype))
             bucket = open_.get(key)
