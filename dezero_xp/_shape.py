@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+from typing import Any
 
 
 def normalize_axes(axis, ndim: int) -> tuple[int, ...]:
@@ -109,7 +110,7 @@ def int_shape(shape, op: str, what: str = "shape") -> tuple:
     return tuple(_size(n, op, shape, what) for n in shape)
 
 
-def pair(x) -> tuple[int, int]:
+def pair(x: Any) -> tuple[int, int]:
     """``x`` (an int, NumPy ints too, or an (h, w) pair of them) as a pair of Python ints >= 0."""
     if _is_int(x):
         x = (x, x)

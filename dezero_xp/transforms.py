@@ -13,6 +13,9 @@ PIL.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
 import numpy as np
 
 from dezero_xp.backend import host_rng
@@ -33,7 +36,7 @@ __all__ = [
 ]
 
 
-def _pair(size) -> tuple[int, int]:
+def _pair(size: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(size, (int, np.integer)):
         return int(size), int(size)
     if len(size) != 2:
@@ -41,11 +44,11 @@ def _pair(size) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def _is_pil(img) -> bool:
+def _is_pil(img: Any) -> bool:
     return type(img).__module__.split(".")[0] == "PIL"
 
 
-def _check_image(name: str, array) -> None:
+def _check_image(name: str, array: Any) -> None:
     if not isinstance(array, np.ndarray) or array.ndim not in (2, 3):
         shape = getattr(array, "shape", None)
         raise TypeError(
@@ -57,15 +60,15 @@ def _check_image(name: str, array) -> None:
 class Compose:
     """Apply several transforms in order."""
 
-    def __init__(self, transforms=None):
+    def __init__(self, transforms: Iterable[Callable[[Any], Any]] | None = None) -> None:
         self.transforms = list(transforms) if transforms is not None else []
 
-    def __call__(self, img):
+    def __call__(self, img: Any) -> Any:
         for t in self.transforms:
             img = t(img)
         return img
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Compose({self.transforms!r})"
 
 
@@ -78,12 +81,12 @@ class Convert:
     Arrays are ``(C, H, W)``; ``"L"`` uses ITU-R 601-2 luma, as PIL does, and keeps the dtype.
     """
 
-    def __init__(self, mode="RGB"):
+    def __init__(self, mode: str = "RGB") -> None:
         if not isinstance(mode, str):
             raise TypeError(f"Convert: mode must be a string such as 'RGB', got {mode!r}")
         self.mode = mode
 
-    def __call__(self, img):
+    def __call__(self, img: Any) -> Any:
         if _is_pil(img):
             return self._convert_pil(img)
         _check_image("Convert", img)
@@ -109,7 +112,7 @@ class Convert:
             return luma[None].astype(img.dtype)
         raise ValueError(f"Convert: mode {self.mode!r} is supported for PIL images only")
 
-    def _convert_pil(self, img):
+    def _convert_pil(self, img: Any) -> Any:
         if self.mode != "BGR":
             return img.convert(self.mode)
         from PIL import Image  # noqa: PLC0415 - optional, only for PIL input
@@ -121,13 +124,13 @@ class Convert:
 class Resize:
     """Resize to ``size`` = int or ``(width, height)``; ``mode`` "bilinear" or "nearest"."""
 
-    def __init__(self, size, mode="bilinear"):
+    def __init__(self, size: int | Sequence[int], mode: str | int = "bilinear") -> None:
         self.size = _pair(size)
         if isinstance(mode, str) and mode not in ("bilinear", "nearest"):
             raise ValueError(f"Resize: mode must be 'bilinear' or 'nearest', got {mode!r}")
         self.mode = mode
 
-    def __call__(self, img):
+    def __call__(self, img: Any) -> Any:
         if _is_pil(img):
             from PIL import Image  # noqa: PLC0415 - optional, only for PIL input
 
@@ -155,7 +158,7 @@ class Resize:
         return out.astype(img.dtype)
 
 
-def _bilinear_weights(n_in: int, n_out: int):
+def _bilinear_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source indices and weights of bilinear sampling with half-pixel centres."""
     pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
     lo = np.floor(pos).astype(np.intp)
@@ -166,10 +169,10 @@ def _bilinear_weights(n_in: int, n_out: int):
 class CenterCrop:
     """Cut the central ``size`` = int or ``(width, height)`` region (DeZero's rounding)."""
 
-    def __init__(self, size):
+    def __init__(self, size: int | Sequence[int]) -> None:
         self.size = _pair(size)
 
-    def __call__(self, img):
+    def __call__(self, img: Any) -> Any:
         if _is_pil(img):
             w, h = img.size
         else:
@@ -188,10 +191,10 @@ class CenterCrop:
 class ToArray:
     """A PIL image as a ``(C, H, W)`` array of ``dtype``; NumPy arrays pass unchanged."""
 
-    def __init__(self, dtype=np.float32):
+    def __init__(self, dtype: Any = np.float32) -> None:
         self.dtype = dtype
 
-    def __call__(self, img):
+    def __call__(self, img: Any) -> Any:
         if isinstance(img, np.ndarray):
             return img
         if _is_pil(img):
@@ -204,7 +207,7 @@ class ToArray:
 class ToPIL:
     """A ``(C, H, W)`` (or ``(H, W)``) uint8 array as a PIL image (needs Pillow)."""
 
-    def __call__(self, array):
+    def __call__(self, array: np.ndarray) -> Any:
         from PIL import Image  # noqa: PLC0415 - optional dependency
 
         _check_image("ToPIL", array)
@@ -216,11 +219,11 @@ class ToPIL:
 class RandomHorizontalFlip:
     """Mirror the image left-right with probability ``p`` (reproducible under ``dz.seed``)."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, p: float = 0.5) -> None:
         self.p = p
-        self._rng = None  # made at the first call, so a later dz.seed() still applies
+        self._rng: Any = None  # made at the first call, so a later dz.seed() still applies
 
-    def __call__(self, img):
+    def __call__(self, img: Any) -> Any:
         if self._rng is None:
             self._rng = host_rng("transforms.RandomHorizontalFlip")
         if self._rng.random() >= self.p:
@@ -239,11 +242,11 @@ class RandomHorizontalFlip:
 class Normalize:
     """``(array - mean) / std``; sequences are per channel (axis 0), as DeZero's."""
 
-    def __init__(self, mean=0, std=1):
+    def __init__(self, mean: float | Sequence[float] = 0, std: float | Sequence[float] = 1) -> None:
         self.mean = mean
         self.std = std
 
-    def _per_channel(self, value, array):
+    def _per_channel(self, value: Any, array: np.ndarray) -> Any:
         if np.isscalar(value):
             return value
         shape = [1] * array.ndim
@@ -251,24 +254,24 @@ class Normalize:
             shape[0] = len(value)
         return np.array(value, dtype=array.dtype).reshape(*shape)
 
-    def __call__(self, array):
+    def __call__(self, array: np.ndarray) -> np.ndarray:
         return (array - self._per_channel(self.mean, array)) / self._per_channel(self.std, array)
 
 
 class Flatten:
     """The array as 1-D (a copy)."""
 
-    def __call__(self, array):
+    def __call__(self, array: Any) -> np.ndarray:
         return np.ravel(array).copy()
 
 
 class AsType:
     """The array converted to ``dtype`` (float32 unless given)."""
 
-    def __init__(self, dtype=np.float32):
+    def __init__(self, dtype: Any = np.float32) -> None:
         self.dtype = dtype
 
-    def __call__(self, array):
+    def __call__(self, array: Any) -> np.ndarray:
         return np.asarray(array).astype(self.dtype)
 
 
@@ -278,5 +281,5 @@ ToFloat = AsType
 class ToInt(AsType):
     """The array converted to an integer dtype (int64 unless given)."""
 
-    def __init__(self, dtype=np.int64):
+    def __init__(self, dtype: Any = np.int64) -> None:
         self.dtype = dtype

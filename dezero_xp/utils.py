@@ -14,6 +14,9 @@ May import: every module of the package (it is at the bottom of the import order
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from dezero_xp import _shape
@@ -23,6 +26,7 @@ from dezero_xp._shape import get_conv_outsize, get_deconv_outsize, pair
 from dezero_xp.backend import backend_of, to_host
 from dezero_xp.core import Variable
 from dezero_xp.testing import array_equal, gradient_check, numerical_grad
+from dezero_xp.typing import Array, ArrayLike, Axis, VariableLike
 from dezero_xp.visualize import get_dot_graph, plot_dot_graph
 
 __all__ = [
@@ -45,7 +49,7 @@ __all__ = [
 ]
 
 
-def array_allclose(a, b, rtol=1e-4, atol=1e-5) -> bool:
+def array_allclose(a: Any, b: Any, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
     """True when ``a`` and ``b`` (arrays of any backend or Variables) are equal within tolerance
     element-wise, broadcasting one against the other as DeZero's ``numpy.allclose`` does.
 
@@ -63,14 +67,14 @@ def array_allclose(a, b, rtol=1e-4, atol=1e-5) -> bool:
     return bool(np.allclose(a, b, rtol=rtol, atol=atol))
 
 
-def _to_numpy(x):
+def _to_numpy(x: Any) -> np.ndarray:
     data = x.data if isinstance(x, Variable) else x
     if isinstance(data, (bool, int, float, complex, np.ndarray, np.generic)):
         return np.asarray(data)
     return np.asarray(to_host(data))
 
 
-def sum_to(x, shape):
+def sum_to(x: VariableLike, shape: Sequence[int]) -> Any:
     """Sum the array ``x`` down to ``shape`` (undoes broadcasting); any backend's arrays.
 
     A Variable goes through the differentiable :func:`dezero_xp.functions.sum_to` instead.
@@ -86,7 +90,9 @@ def sum_to(x, shape):
     return xp.reshape(y, shape)
 
 
-def reshape_sum_backward(gy, x_shape, axis, keepdims):
+def reshape_sum_backward(
+    gy: VariableLike, x_shape: Sequence[int], axis: Axis, keepdims: bool
+) -> Any:
     """Reshape the gradient of ``sum(x, axis, keepdims)`` so it broadcasts back to ``x_shape``.
 
     The reduced axes come back as 1s (DeZero's helper). ``gy`` is a Variable (the result is a
@@ -102,7 +108,7 @@ def reshape_sum_backward(gy, x_shape, axis, keepdims):
     return backend_of(gy).xp.reshape(gy, shape)
 
 
-def logsumexp(x, axis=1):
+def logsumexp(x: ArrayLike, axis: Axis = 1) -> Array:
     """``log(sum(exp(x), axis, keepdims=True))`` of an array, shifted by the max (no overflow).
 
     Array-level, as DeZero's ``utils.logsumexp``; for Variables use
@@ -113,6 +119,6 @@ def logsumexp(x, axis=1):
     return xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
 
 
-def max_backward_shape(x, axis):
+def max_backward_shape(x: VariableLike, axis: Axis) -> list[int]:
     """The shape (a list) of ``max(x, axis)`` with the reduced axes kept as 1s."""
     return list(_shape.reduced_shape_keepdims(tuple(x.shape), axis))

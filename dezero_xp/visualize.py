@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from typing import Any
 
 from dezero_xp.core import Variable
 
@@ -91,7 +92,7 @@ def get_dot_graph(output: Variable, verbose: bool = True) -> str:
     return "digraph g {\n" + "".join(parts) + "}"
 
 
-def plot_dot_graph(output: Variable, verbose: bool = True, to_file: str = "graph.png"):
+def plot_dot_graph(output: Variable, verbose: bool = True, to_file: str = "graph.png") -> Any:
     """Render the graph behind ``output`` to ``to_file`` (format from its suffix) with Graphviz.
 
     The DOT text is also written next to it (``graph.png`` -> ``graph.dot``). ``to_file`` is
@@ -145,7 +146,7 @@ def plot_dot_graph(output: Variable, verbose: bool = True, to_file: str = "graph
     return _display(to_file)
 
 
-def _display(path: str):
+def _display(path: str) -> Any:
     """An inline image when running inside IPython/Jupyter, else the path (DeZero returned one)."""
     ipython = sys.modules.get("IPython")
     if ipython is None or getattr(ipython, "get_ipython", lambda: None)() is None:

@@ -14,6 +14,9 @@ May import: numpy, dezero_xp._config, dezero_xp.backend and dezero_xp.core.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from dezero_xp._config import no_grad
@@ -39,13 +42,13 @@ def _host(x) -> np.ndarray:
     return np.asarray(to_host(x))
 
 
-def array_equal(a, b) -> bool:
+def array_equal(a: Any, b: Any) -> bool:
     """True when ``a`` and ``b`` (Variables or arrays, any backend) have equal shape and values."""
     a, b = _host(a), _host(b)
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
-def array_allclose(a, b, rtol=1e-4, atol=1e-5) -> bool:
+def array_allclose(a: Any, b: Any, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
     """True when ``a`` and ``b`` have the same shape and values within tolerance."""
     a, b = _host(a), _host(b)
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
@@ -56,7 +59,9 @@ def _total(y) -> float:
     return float(np.sum(_host(y), dtype=np.float64))
 
 
-def numerical_grad(f, x, *args, eps=1e-4, **kwargs):
+def numerical_grad(
+    f: Callable[..., Any], x: Any, *args: Any, eps: float = 1e-4, **kwargs: Any
+) -> Any:
     """Central-difference gradient of ``sum(f(x, *args, **kwargs))`` with respect to ``x``.
 
     ``x`` is a Variable or an array; the result is an array on the same backend. One pair of
@@ -77,7 +82,14 @@ def numerical_grad(f, x, *args, eps=1e-4, **kwargs):
     return backend.from_host(grad.astype(host.dtype))
 
 
-def gradient_check(f, x, *args, rtol=1e-4, atol=1e-5, **kwargs) -> bool:
+def gradient_check(
+    f: Callable[..., Any],
+    x: Any,
+    *args: Any,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+    **kwargs: Any,
+) -> bool:
     """DeZero's check: backprop gradient of ``sum(f(x))`` vs :func:`numerical_grad` (float64)."""
     x = x if isinstance(x, Variable) else Variable(x)
     x.data = x.xp.astype(x.data, x.xp.float64)
