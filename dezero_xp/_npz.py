@@ -124,7 +124,7 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def write_npz(path, arrays: dict, compressed: bool = False) -> str:
+def write_npz(path: str | os.PathLike[str], arrays: dict, compressed: bool = False) -> str:
     """Atomically write ``{key: host array}`` to ``path`` (``.npz`` appended if missing).
 
     Returns the path written (the path given, even when it is a symlink whose target was

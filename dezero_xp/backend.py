@@ -12,8 +12,8 @@ lookup keyed on ``type(array)`` (the first sighting of a type asks each adapter)
 a device an adapter cannot provide lives here: warn once and fall back to the CPU, or raise in
 strict device mode.
 
-May import: numpy (seeds and host values), dezero_xp._config (environment flags) and
-dezero_xp._backends.
+May import: numpy (seeds and host values), dezero_xp._config (environment flags),
+dezero_xp.typing (annotations) and dezero_xp._backends.
 """
 
 from __future__ import annotations

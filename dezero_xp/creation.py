@@ -10,7 +10,7 @@ float32; integer and boolean data keep their kind. The arrays are made directly 
 
 Each helper returns a new leaf :class:`~dezero_xp.core.Variable`.
 
-May import: dezero_xp.backend and dezero_xp.core.
+May import: dezero_xp.backend, dezero_xp.core and dezero_xp.typing.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@
 Sharing is what the DLPack protocol offers between libraries on the same device; whether a
 given pair really shares (JAX, for one, may copy onto its own allocator) is up to them.
 
-May import: dezero_xp.backend and dezero_xp.core.
+May import: dezero_xp.backend, dezero_xp.core and dezero_xp.typing.
 """
 
 from __future__ import annotations

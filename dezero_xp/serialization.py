@@ -22,15 +22,26 @@ BatchNorm's running averages (``is_param=False``, the array is ``getattr(owner, 
 optimizer has ``state_dict() -> {str: array}`` and ``load_state_dict({str: numpy.ndarray})``;
 it receives host (NumPy) arrays and places them next to its parameters.
 
-May import: numpy, the standard library, dezero_xp._npz and dezero_xp.backend.
+May import: numpy, the standard library, dezero_xp._npz and dezero_xp.backend (and, for type
+checkers only, dezero_xp.layers and dezero_xp.optimizers: what the state protocol stands for).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from dezero_xp._npz import Archive, WeightsFileError, write_npz
-from dezero_xp.backend import backend_of, dtype_name, get_backend, is_array, to_host
+from dezero_xp.backend import Backend, backend_of, dtype_name, get_backend, is_array, to_host
+
+if TYPE_CHECKING:  # the state protocol at run time; these are what it means
+    from dezero_xp.layers import Layer
+    from dezero_xp.optimizers import Optimizer
+
+_Entry = tuple[str, Any, str, bool]  # (key, owner, name, is_param)
 
 __all__ = [
     "WeightsFileError",
@@ -55,7 +66,7 @@ _MAX_LISTED_KEYS = 8
 # --------------------------------------------------------------------------- archives
 
 
-def read_npz(path) -> dict:
+def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Every array of the ``.npz`` archive at ``path`` as ``{key: numpy.ndarray}``.
 
     Headers are read and checked first (see ``dezero_xp._npz``), then the data, with
@@ -70,13 +81,13 @@ def read_npz(path) -> dict:
 # --------------------------------------------------------------------------- model state
 
 
-def _current(entry):
+def _current(entry: _Entry) -> Any:
     _key, owner, name, is_param = entry
     obj = getattr(owner, name)
     return obj.data if is_param else obj
 
 
-def _assign(entry, array) -> None:
+def _assign(entry: _Entry, array: Any) -> None:
     _key, owner, name, is_param = entry
     if is_param:
         getattr(owner, name).data = array
@@ -84,7 +95,7 @@ def _assign(entry, array) -> None:
         setattr(owner, name, array)
 
 
-def _target_backend(entry):
+def _target_backend(entry: _Entry) -> Backend:
     """Where a loaded array goes: the device its parameter/state lives on now."""
     _key, owner, name, is_param = entry
     obj = getattr(owner, name)
@@ -97,7 +108,7 @@ def _target_backend(entry):
     return backend if backend is not None else get_backend(None)
 
 
-def _entries(model) -> list:
+def _entries(model: Layer) -> list[_Entry]:
     if not hasattr(model, "_state_entries"):
         raise TypeError(
             f"expected a Layer/Model, got {type(model).__name__}: it has no _state_entries()"
@@ -105,7 +116,7 @@ def _entries(model) -> list:
     return list(model._state_entries())
 
 
-def model_arrays(model) -> dict:
+def model_arrays(model: Layer) -> dict[str, np.ndarray]:
     """``{key: host array}`` for every initialised Parameter and state array of ``model``."""
     arrays = {}
     for entry in _entries(model):
@@ -115,18 +126,18 @@ def model_arrays(model) -> dict:
     return arrays
 
 
-def _listed(keys) -> str:
+def _listed(keys: Iterable[str]) -> str:
     keys = sorted(keys)
     shown = ", ".join(repr(k) for k in keys[:_MAX_LISTED_KEYS])
     more = len(keys) - _MAX_LISTED_KEYS
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _describe(shape, dtype) -> str:
+def _describe(shape: tuple[int, ...], dtype: Any) -> str:
     return f"shape {tuple(shape)} {dtype_name(dtype)}"
 
 
-def _lazy_expectation(entry, host_shape, bound: dict):
+def _lazy_expectation(entry: _Entry, host_shape: tuple[int, ...], bound: dict) -> tuple:
     """The shape a lazy entry must have: the layer's ``_expected_shape(name)`` when it has one.
 
     That hook returns a tuple of ints (known sizes), None (any size) and strings (a size shared
@@ -150,14 +161,16 @@ def _lazy_expectation(entry, host_shape, bound: dict):
     return tuple(expected)
 
 
-def _expected_dtype(entry, value):
+def _expected_dtype(entry: _Entry, value: Any) -> str | None:
     if value is not None:
         return dtype_name(value.dtype)
     declared = getattr(entry[1], "dtype", None)  # a lazy parameter: the layer's dtype, if set
     return dtype_name(declared) if declared is not None else None
 
 
-def _plan_model_load(model, headers: dict, read, source: str) -> list:
+def _plan_model_load(
+    model: Layer, headers: dict, read: Callable[[str], np.ndarray], source: str
+) -> list[tuple[_Entry, Any]]:
     """Validate the file's headers against ``model``, then read and copy to device.
 
     ``headers`` maps each key to its ``_npz.Member`` (shape and dtype read from the file's
@@ -214,7 +227,7 @@ def _plan_model_load(model, headers: dict, read, source: str) -> list:
     return plan
 
 
-def _apply(plan) -> None:
+def _apply(plan: list[tuple[_Entry, Any]]) -> None:
     owners = []
     for entry, array in plan:
         _assign(entry, array)
@@ -226,7 +239,7 @@ def _apply(plan) -> None:
             hook()
 
 
-def save_weights(model, path, compressed: bool = False) -> str:
+def save_weights(model: Layer, path: str | os.PathLike[str], compressed: bool = False) -> str:
     """Write every initialised Parameter and state array of ``model`` to ``path`` atomically.
 
     The model is not moved: arrays are copied to the host. Returns the path written (``.npz`` is
@@ -235,7 +248,7 @@ def save_weights(model, path, compressed: bool = False) -> str:
     return write_npz(path, model_arrays(model), compressed=compressed)
 
 
-def load_weights(model, path) -> None:
+def load_weights(model: Layer, path: str | os.PathLike[str]) -> None:
     """Load a file written by :func:`save_weights` (or DeZero) into ``model``, all or nothing.
 
     Arrays go to the device each parameter lives on now, whichever backend saved them.
@@ -248,7 +261,7 @@ def load_weights(model, path) -> None:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _host_value(name: str, value) -> np.ndarray:
+def _host_value(name: str, value: Any) -> np.ndarray:
     """A checkpoint value as a host array: arrays of any backend, Variables, numbers, strings."""
     data = getattr(value, "data", None)
     if not is_array(value) and data is not None and is_array(data):
@@ -262,7 +275,14 @@ def _host_value(name: str, value) -> np.ndarray:
     return array
 
 
-def save_checkpoint(path, model, optimizer=None, *, compressed: bool = False, **extra) -> str:
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: Layer,
+    optimizer: Optimizer | None = None,
+    *,
+    compressed: bool = False,
+    **extra: Any,
+) -> str:
     """Write ``model``'s weights, ``optimizer``'s state and ``extra`` values to one archive.
 
     ``extra`` values are numbers, strings or arrays (e.g. ``epoch=3``); they come back from
@@ -289,7 +309,7 @@ def _with_prefix(arrays: dict, prefix: str) -> dict:
 _STATE_SIZE_FACTOR = 8
 
 
-def _check_state_size(source, state_headers: dict, model_headers: dict) -> None:
+def _check_state_size(source: str, state_headers: dict, model_headers: dict) -> None:
     model_bytes = sum(member.nbytes for member in model_headers.values())
     state_bytes = sum(member.nbytes for member in state_headers.values())
     limit = _STATE_SIZE_FACTOR * model_bytes + (1 << 20)
@@ -300,7 +320,9 @@ def _check_state_size(source, state_headers: dict, model_headers: dict) -> None:
         )
 
 
-def load_checkpoint(path, model, optimizer=None) -> dict:
+def load_checkpoint(
+    path: str | os.PathLike[str], model: Layer, optimizer: Optimizer | None = None
+) -> dict[str, Any]:
     """Restore a :func:`save_checkpoint` file into ``model`` (and ``optimizer``), all or nothing.
 
     Returns the extra values: 0-d entries as Python scalars/strings, others as NumPy arrays.
