@@ -38,13 +38,13 @@ __all__ = ["AllReduce", "all_reduce", "sync_batch_norm"]
 class AllReduce(Function):
     """``y = sum over ranks of x``; ``gx = sum over ranks of gy``."""
 
-    def __init__(self, comm):
+    def __init__(self, comm: Any) -> None:
         self.comm = comm
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         return self.comm.allreduce(x)
 
-    def backward(self, gy):
+    def backward(self, gy: Variable) -> Variable:
         return all_reduce(gy, self.comm)
 
 
