@@ -143,7 +143,7 @@ class DataLoader(Movable):
     def __iter__(self) -> Self:
         return self
 
-    def __next__(self) -> tuple[Array, Array | None]:
+    def __next__(self) -> tuple[Array, Array]:
         if self.iteration >= self.max_iter:
             self.reset()
             raise StopIteration
@@ -152,11 +152,11 @@ class DataLoader(Movable):
         self.iteration += 1
         return self._make_batch(batch_index)
 
-    def next(self) -> tuple[Array, Array | None]:
+    def next(self) -> tuple[Array, Array]:
         """The next batch (DeZero's alias of ``next(loader)``)."""
         return self.__next__()
 
-    def _make_batch(self, batch_index: np.ndarray) -> tuple[Array, Array | None]:
+    def _make_batch(self, batch_index: np.ndarray) -> tuple[Array, Array]:
         x, t = _host_batch(self.dataset, batch_index)
         return self._to_device(x), None if t is None else self._to_device(t, labels=True)
 
@@ -230,7 +230,7 @@ class SeqDataLoader(DataLoader):
     ) -> None:
         super().__init__(dataset, batch_size, shuffle=False, device=device, gpu=gpu, dtype=dtype)
 
-    def __next__(self) -> tuple[Array, Array | None]:
+    def __next__(self) -> tuple[Array, Array]:
         if self.iteration >= self.max_iter:
             self.reset()
             raise StopIteration
