@@ -84,12 +84,12 @@ class Hyperparameter:
         obj.__dict__[self.slot] = number
 
 
-def _describe(param, index) -> str:
+def _describe(param: Any, index: int) -> str:
     name = f" {param.name!r}" if getattr(param, "name", None) else ""
     return f"parameter {index}{name} (shape {tuple(param.shape)})"
 
 
-def check_grad(optimizer, param, index) -> None:
+def check_grad(optimizer: object, param: Any, index: int) -> None:
     """Refuse a gradient that cannot update ``param`` in place; cast another float dtype."""
     where = type(optimizer).__name__
     grad = param.grad
@@ -130,7 +130,7 @@ def check_grad(optimizer, param, index) -> None:
 # --------------------------------------------------------------------------- saved state
 
 
-def checked_counter(where: str, key: str, value) -> int:
+def checked_counter(where: str, key: str, value: Any) -> int:
     """A saved integer counter (Adam's ``t``): a 0-d, non-negative integer."""
     array = np.asarray(to_host(value))
     if array.shape != () or array.dtype.kind not in "iu":
@@ -144,7 +144,7 @@ def checked_counter(where: str, key: str, value) -> int:
     return number
 
 
-def checked_state_array(where: str, key: str, value, param, index) -> np.ndarray:
+def checked_state_array(where: str, key: str, value: Any, param: Any, index: int) -> np.ndarray:
     """A saved per-parameter array: real floating point, of the parameter's shape."""
     array = np.array(to_host(value), copy=True)  # own copy: updates happen in place
     if array.dtype.kind != "f":

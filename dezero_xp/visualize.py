@@ -31,7 +31,7 @@ class GraphvizNotFoundError(RuntimeError):
     """Graphviz's ``dot`` program is needed to render a graph and is not on PATH."""
 
 
-def _dtype_name(dtype) -> str:
+def _dtype_name(dtype: Any) -> str:
     """``float32`` for NumPy's, CuPy's, array-api-strict's and torch's float32 alike."""
     name = getattr(dtype, "name", None)
     return name if isinstance(name, str) else str(dtype).rsplit(".", 1)[-1]
@@ -53,7 +53,7 @@ def _dot_var(v: Variable, verbose: bool) -> str:
     return f'{id(v)} [label="{_quote(label)}", color=orange, style=filled]\n'
 
 
-def _dot_func(f) -> str:
+def _dot_func(f: Any) -> str:
     name = _quote(type(f).__name__)
     lines = [f'{id(f)} [label="{name}", color=lightblue, style=filled, shape=box]']
     lines += [f"{id(x)} -> {id(f)}" for x in f.inputs]
