@@ -94,15 +94,15 @@ Array: TypeAlias = Any
 ArrayLike: TypeAlias = np.ndarray | SupportsArray
 #: A Python or NumPy scalar.
 Scalar: TypeAlias = int | float | complex | np.generic
-#: A Variable or an array: what the ops accept.
+#: A Variable or an array, as every op accepts.
 VariableLike: TypeAlias = Union["Variable", ArrayLike]
 #: A shape as dezero_xp returns it.
 Shape: TypeAlias = tuple[int, ...]
-#: A shape argument: an int or a sequence of ints.
+#: A shape argument (an int or a sequence of ints).
 ShapeLike: TypeAlias = int | Sequence[int]
-#: An axis argument: an int, a tuple or list of ints, or None for every axis.
+#: An axis argument (an int, a tuple or list of ints, or None for every axis).
 Axis: TypeAlias = int | tuple[int, ...] | list[int] | None
 #: A device spec (a library's own device object is ``Any``).
 DeviceLike: TypeAlias = Union[str, int, "Device", "Backend", Any]
-#: A dtype spec: a standard name or a library's dtype object.
+#: A dtype spec (a standard name or a library's dtype object).
 DTypeLike: TypeAlias = str | Any
