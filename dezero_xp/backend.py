@@ -22,7 +22,6 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -271,12 +270,11 @@ def _fall_back(spec: DeviceLike, unavailable: BackendUnavailable) -> Backend:
 
 def _caller_stacklevel() -> int:
     """The ``stacklevel`` of the first frame outside dezero_xp (where the user asked)."""
-    frame: FrameType | None
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == (
         "dezero_xp"
     ):
-        frame, level = frame.f_back, level + 1
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
     return level
 
 
