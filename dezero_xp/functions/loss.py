@@ -203,7 +203,7 @@ def softmax_cross_entropy_simple(x: VariableLike, t: VariableLike) -> Variable:
 # --------------------------------------------------------------------------- binary losses
 
 
-def _squeezed(shape) -> tuple:
+def _squeezed(shape: Sequence[int]) -> tuple:
     return tuple(n for n in shape if n != 1)
 
 
