@@ -10,6 +10,7 @@ May import: the standard library, numpy and dezero_xp._backends.base.
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ def _derived_seed(seed_value: int, backend: Backend) -> int:
     return int(np.random.SeedSequence([seed_value, key]).generate_state(1)[0])
 
 
-def seed(value: int) -> None:
+def seed(value: int | None) -> None:
     """Seed the random generators of every backend (dropout, initialisers, shuffling).
 
     Until ``seed`` is called, the NumPy backend and the host draws (DataLoader shuffling,
@@ -50,7 +51,7 @@ def seed(value: int) -> None:
     with REGISTRY.lock:
         _host_streams.clear()
         for backend in REGISTRY.backends.values():
-            backend.ops.seed(None if value is None else _derived_seed(_global_seed, backend))
+            backend.ops.seed(None if value is None else _derived_seed(_global_seed, backend))  # type: ignore[arg-type]
 
 
 def uses_numpy_global_rng() -> bool:
@@ -62,7 +63,7 @@ def uses_numpy_global_rng() -> bool:
 _host_streams: dict[str, int] = {}
 
 
-def host_rng(purpose: str):
+def host_rng(purpose: str) -> Any:
     """The host generator for ``purpose`` (data shuffling, datasets, random transforms).
 
     Before any ``seed`` call this is NumPy's global generator (the ``np.random`` module, which

@@ -213,7 +213,7 @@ def set_eager_checks(flag: bool = True) -> None:
     CHECKS.eager = _flag(flag, "set_eager_checks")
 
 
-def _flag(value, where: str) -> bool:
+def _flag(value: object, where: str) -> bool:
     if isinstance(value, (bool, np.bool_)) or (type(value) is int and value in (0, 1)):
         return bool(value)
     raise TypeError(f"{where}: expected True or False, got {type(value).__name__} {value!r:.40}")

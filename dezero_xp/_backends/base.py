@@ -87,7 +87,7 @@ class Device:
     type: str
     index: int | str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.type, str) or not self.type.isidentifier():
             raise TypeError(
                 f"Device: type must be a non-empty str such as 'cuda', got {self.type!r}"
