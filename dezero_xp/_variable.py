@@ -13,6 +13,7 @@ May import: dezero_xp.backend.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 from dezero_xp.backend import (
     Backend,
@@ -23,6 +24,21 @@ from dezero_xp.backend import (
     to_host,
     transfer,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from dezero_xp.backend import Device
+    from dezero_xp.core import Function
+    from dezero_xp.typing import (
+        Array,
+        ArrayLike,
+        Axis,
+        DeviceLike,
+        Scalar,
+        Shape,
+        VariableLike,
+    )
 
 __all__ = [
     "Parameter",
@@ -59,7 +75,9 @@ class Variable(Movable):
     __array_priority__ = 200
     __array_ufunc__ = None
 
-    def __init__(self, data, name=None, device=None):
+    def __init__(
+        self, data: ArrayLike | None, name: str | None = None, device: DeviceLike | None = None
+    ) -> None:
         backend = None
         if data is not None:
             data, backend = as_array_data(data, type(self).__name__)
@@ -82,7 +100,7 @@ class Variable(Movable):
 
     # ------------------------------------------------------------------ data and metadata
     @property
-    def data(self):
+    def data(self) -> Array:
         """The array inside (assigning another array, even from another device, is allowed)."""
         data = self._data
         if data is not None and type(data) is not self._backend.array_type:
@@ -91,7 +109,7 @@ class Variable(Movable):
         return data
 
     @data.setter
-    def data(self, value):
+    def data(self, value: ArrayLike | None) -> None:
         if value is None:
             self._data = None
             return
@@ -112,37 +130,37 @@ class Variable(Movable):
         return self._backend
 
     @property
-    def xp(self):
+    def xp(self) -> Any:
         """The array namespace of ``data`` (numpy, cupy, array_api_strict, ...)."""
         return self._backend.xp
 
     @property
-    def device(self):
+    def device(self) -> Device | None:
         """Where ``data`` lives, as a :class:`dezero_xp.Device` (compares equal to ``"cpu"``...)."""
         return self._backend.device if self._backend is not None else None
 
     @property
-    def shape(self):
+    def shape(self) -> Shape:
         return tuple(self._data.shape)
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         return self._data.ndim
 
     @property
-    def size(self):
+    def size(self) -> int:
         return math.prod(self._data.shape)
 
     @property
-    def dtype(self):
+    def dtype(self) -> Any:
         return self._data.dtype
 
-    def __len__(self):
+    def __len__(self) -> int:
         if self._data.ndim == 0:
             raise TypeError("len() of a 0-d Variable")
         return self._data.shape[0]
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         # The truth of the one element, as NumPy and torch define it, on every backend (the
         # standard allows bool() of 0-d arrays only), not "has a length".
         data = self._data
@@ -157,7 +175,7 @@ class Variable(Movable):
             data = self._backend.xp.reshape(data, ())
         return bool(data)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self._data is None:
             return "variable(None)"
         body = str(to_host(self._data)).replace("\n", "\n" + " " * 9)
@@ -167,22 +185,22 @@ class Variable(Movable):
         return f"variable({body}, device='{backend}')"
 
     # DLPack export of the data: torch.from_dlpack(v) / numpy.from_dlpack(v) share its memory.
-    def __dlpack__(self, *args, **kwargs):
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
         return self.data.__dlpack__(*args, **kwargs)
 
-    def __dlpack_device__(self):
+    def __dlpack_device__(self) -> tuple[int, int]:
         return self.data.__dlpack_device__()
 
     # ------------------------------------------------------------------ graph bookkeeping
-    def cleargrad(self):
+    def cleargrad(self) -> None:
         """Forget the gradient (gradients accumulate across backward calls otherwise)."""
         self.grad = None
 
-    def unchain(self):
+    def unchain(self) -> None:
         """Cut the link to the creator: backward stops here."""
         self.creator = None
 
-    def unchain_backward(self):
+    def unchain_backward(self) -> None:
         """Cut every link of the graph behind this Variable (truncated backprop in RNNs)."""
         if self.creator is None:
             return
@@ -200,7 +218,7 @@ class Variable(Movable):
         self.unchain()
 
     # ------------------------------------------------------------------ devices
-    def to(self, device):
+    def to(self, device: DeviceLike) -> Self:
         """Move ``data`` (and ``grad``) to ``device`` in place and return ``self``.
 
         Explicit copy between devices/libraries; a no-op when already there.
@@ -212,6 +230,40 @@ class Variable(Movable):
         if self.grad is not None:
             self.grad.to(target)
         return self
+
+    if TYPE_CHECKING:
+        # Slot types, and what dezero_xp/__init__.py installs at import (setup_variable).
+        name: str | None
+        grad: Variable | None
+        creator: Function | None
+        generation: int
+        requires_grad: bool
+
+        def backward(self, retain_grad: bool = False, create_graph: bool = False) -> None: ...
+        def __add__(self, other: VariableLike | Scalar) -> Variable: ...
+        def __radd__(self, other: VariableLike | Scalar) -> Variable: ...
+        def __sub__(self, other: VariableLike | Scalar) -> Variable: ...
+        def __rsub__(self, other: VariableLike | Scalar) -> Variable: ...
+        def __mul__(self, other: VariableLike | Scalar) -> Variable: ...
+        def __rmul__(self, other: VariableLike | Scalar) -> Variable: ...
+        def __truediv__(self, other: VariableLike | Scalar) -> Variable: ...
+        def __rtruediv__(self, other: VariableLike | Scalar) -> Variable: ...
+        def __neg__(self) -> Variable: ...
+        def __pow__(self, other: VariableLike | Scalar) -> Variable: ...
+        def __rpow__(self, other: VariableLike | Scalar) -> Variable: ...
+        def __matmul__(self, other: VariableLike) -> Variable: ...
+        def __rmatmul__(self, other: VariableLike) -> Variable: ...
+        def __getitem__(self, slices: Any) -> Variable: ...
+        def reshape(self, *shape: Any) -> Variable: ...
+        def transpose(self, *axes: Any) -> Variable: ...
+        @property
+        def T(self) -> Variable: ...
+        @property
+        def mT(self) -> Variable: ...
+        def sum(self, axis: Axis = None, keepdims: bool = False) -> Variable: ...
+        def mean(self, axis: Axis = None, keepdims: bool = False) -> Variable: ...
+        def max(self, axis: Axis = None, keepdims: bool = False) -> Variable: ...
+        def min(self, axis: Axis = None, keepdims: bool = False) -> Variable: ...
 
 
 # How many tracked changes of data have happened: in-place updates of Parameters (optimizer
@@ -264,7 +316,7 @@ class Parameter(Variable):
         update_clock[0] += 1
         self._updated_at = update_clock[0]
 
-    def _set_data(self, value):
+    def _set_data(self, value: ArrayLike | None) -> None:
         Variable.data.fset(self, value)
         self.mark_updated()
 
@@ -278,7 +330,9 @@ Variable.__module__ = Parameter.__module__ = "dezero_xp.core"
 _new_object = object.__new__
 
 
-def wrap_array(data, backend, cls=Variable, requires_grad=False):
+def wrap_array(
+    data: Array, backend: Backend, cls: type[Variable] = Variable, requires_grad: bool = False
+) -> Variable:
     """A fresh Variable around an array known to belong to ``backend`` (no checks; hot path).
 
     By default a constant (``requires_grad=False``): how raw-array inputs, scalars, masks and
@@ -296,7 +350,7 @@ def wrap_array(data, backend, cls=Variable, requires_grad=False):
     return v
 
 
-def as_variable(obj):
+def as_variable(obj: VariableLike) -> Variable:
     """``obj`` if it is a Variable, else a new Variable around it (DeZero's helper)."""
     if isinstance(obj, Variable):
         return obj
@@ -306,7 +360,7 @@ def as_variable(obj):
         raise TypeError(f"as_variable: {exc}") from None
 
 
-def as_array(x, array_module=None):
+def as_array(x: Any, array_module: Any = None) -> Any:
     """DeZero's helper: Python/NumPy scalars become 0-d arrays of ``array_module`` (NumPy)."""
     if is_scalar(x):
         if array_module is None:

@@ -15,6 +15,7 @@ May import: dezero_xp._config, dezero_xp.backend, dezero_xp._shape and dezero_xp
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 from dezero_xp import _shape
 from dezero_xp._config import Config
@@ -124,18 +125,18 @@ class Function:
     #: False for users' Functions: their outputs are checked for library and device too.
     _builtin = True
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._builtin = cls.__module__.startswith("dezero_xp.")
         if "backward" in cls.__dict__ and "vjp" not in cls.__dict__:
             cls.vjp = Function.vjp  # a user's backward overrides an inherited rule
 
     @property
-    def ops(self):
+    def ops(self) -> Any:
         """The kernel table of the inputs' backend (scatter-add, pad, RNG, im2col, ...)."""
         return self.backend.ops
 
-    def __call__(self, *inputs):
+    def __call__(self, *inputs: Any) -> Any:
         if self.inputs is not None:
             raise RuntimeError(
                 f"{type(self).__name__} instance was already called; a Function is single-use, "
@@ -283,18 +284,18 @@ class Function:
             )
         return data if type(data) in backend.value_types else backend.coerce(data)
 
-    def forward(self, *xs):
+    def forward(self, *xs: Any) -> Any:
         """Compute the outputs from raw arrays with ``self.xp``."""
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
 
-    def backward(self, *gys):
+    def backward(self, *gys: Any) -> Any:
         """Gradients of the inputs (Variables) from the gradients of the outputs (Variables).
 
         By default the op's ``vjp`` rule on Variables (installed from ``dezero_xp._engine``).
         """
         raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")
 
-    def vjp(self, F, gy, y, *xs):
+    def vjp(self, F: Any, gy: Any, y: Any, *xs: Any) -> Any:
         """The default rule: DeZero's :meth:`backward` on Variables, in either kind of pass.
 
         How users' Functions (``forward`` + ``backward``) run; built-in ops override it.
@@ -396,7 +397,7 @@ class Function:
         )
 
 
-def raise_gradient_shape(f, x, gx):
+def raise_gradient_shape(f: Function, x: Variable, gx: Variable) -> None:
     """The error for a gradient whose shape is not its input's."""
     raise RuntimeError(
         f"{type(f).__name__}.backward returned a gradient of shape {tuple(gx.shape)} for an "
@@ -404,7 +405,7 @@ def raise_gradient_shape(f, x, gx):
     )
 
 
-def check_gradient(f, x, gx):
+def check_gradient(f: Function, x: Variable, gx: Any) -> None:
     """Gradients must be Variables (Parameters too) with the input's shape and backend."""
     if not isinstance(gx, Variable):
         raise TypeError(
@@ -421,7 +422,7 @@ def check_gradient(f, x, gx):
         )
 
 
-def annotated_error(exc, message):
+def annotated_error(exc: BaseException, message: str) -> BaseException:
     """An exception of ``exc``'s kind saying ``message`` (``exc`` stays chained as its cause):
     its own type where the constructor takes a message, else the nearest built-in base (NumPy's
     UFuncTypeError becomes a TypeError); an AttributeError, a sign of a wrong argument type deep
