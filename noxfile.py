@@ -12,7 +12,9 @@
 - ``tests-python-3.10`` .. ``tests-python-3.13``: the suite on each claimed Python version that
   is installed (missing ones are skipped).
 - ``sdist``: build the sdist, install it in a fresh venv and run its own suite from it (CI).
-- ``lint``: ruff check and ruff format --check (ruff pinned).
+- ``lint``: ruff check and ruff format --check (ruff pinned), then mypy on the package (mypy
+  pinned too, ``MYPY_SPEC``; its settings are ``[tool.mypy]`` in pyproject.toml). mypy is
+  installed here only, not in the ``test`` extra.
 - ``examples``: every script in examples/ with ``--smoke``.
 - ``docs``: the documentation site (Sphinx, warnings are errors) into docs/_build/html; its code
   blocks run in ``tests`` (tests/test_docs.py).
@@ -46,6 +48,9 @@ DEFAULT_TORCH_SPEC = "torch==2.13.0"
 
 # One ruff for everyone: a newer ruff can change what `format --check` accepts.
 RUFF_SPEC = "ruff==0.17.6"
+# Likewise one mypy: a newer one finds new errors. It checks against NumPy's own annotations, so
+# NumPy is installed next to it (the optional array libraries are never analysed).
+MYPY_SPEC = "mypy==2.4.1"
 
 # Interpreter for `tests-gpu` (it runs without a venv); defaults to the one running nox.
 GPU_PYTHON_ENV = "DEZERO_XP_GPU_PYTHON"
@@ -289,10 +294,11 @@ def benchmark(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check, with the pinned ruff (RUFF_SPEC)."""
-    session.install(RUFF_SPEC)
+    """ruff check and ruff format --check (RUFF_SPEC), then mypy on dezero_xp (MYPY_SPEC)."""
+    session.install(RUFF_SPEC, MYPY_SPEC, "numpy>=2")
     session.run("ruff", "check", *LINT_PATHS)
     session.run("ruff", "format", "--check", *LINT_PATHS)
+    session.run("mypy")  # files and settings: [tool.mypy] in pyproject.toml
 
 
 @nox.session
