@@ -3,7 +3,7 @@
 The names, each usable in user code (``from dezero_xp.typing import VariableLike``):
 
 - :class:`SupportsArray`: what dezero_xp accepts as an array, structurally: anything with
-  ``shape``, ``ndim``, ``dtype``, arithmetic and indexing. NumPy arrays, CuPy arrays,
+  ``shape``, ``ndim``, ``dtype``, arithmetic, comparisons and indexing. NumPy arrays, CuPy arrays,
   array-api-strict arrays and torch tensors all satisfy it (those three libraries are optional,
   so they are never imported here).
 - ``Array``: an array dezero_xp hands back (``Variable.data``, ``to_dlpack``...). ``Any``: its
@@ -57,7 +57,8 @@ __all__ = [
 
 class SupportsArray(Protocol):
     """An array of any supported library, as dezero_xp sees it: a shape, a rank, a dtype, the
-    arithmetic operators and indexing (what the Python Array API standard asks of an array)."""
+    arithmetic and comparison operators and indexing (what the Python Array API standard asks of
+    an array)."""
 
     @property
     def shape(self) -> Any: ...
@@ -78,6 +79,10 @@ class SupportsArray(Protocol):
     def __rtruediv__(self, other: Any, /) -> Any: ...
     def __pow__(self, other: Any, /) -> Any: ...
     def __neg__(self) -> Any: ...
+    def __lt__(self, other: Any, /) -> Any: ...
+    def __le__(self, other: Any, /) -> Any: ...
+    def __gt__(self, other: Any, /) -> Any: ...
+    def __ge__(self, other: Any, /) -> Any: ...
     def __getitem__(self, key: Any, /) -> Any: ...
 
 

@@ -30,7 +30,7 @@ from dezero_xp.functions.shape import reshape
 
 if TYPE_CHECKING:
     from dezero_xp.core import Variable
-    from dezero_xp.typing import VariableLike
+    from dezero_xp.typing import ArrayLike, VariableLike
 
 __all__ = ["AllReduce", "all_reduce", "sync_batch_norm"]
 
@@ -64,8 +64,8 @@ def sync_batch_norm(
     x: VariableLike,
     gamma: VariableLike,
     beta: VariableLike,
-    mean: VariableLike,
-    var: VariableLike,
+    mean: ArrayLike,
+    var: ArrayLike,
     comm: Any,
     decay: float = 0.9,
     eps: float = 2e-5,

@@ -24,7 +24,7 @@ from dezero_xp.functions._checks import real_hyperparameter
 from dezero_xp.functions.linalg import matmul
 
 if TYPE_CHECKING:
-    from dezero_xp.typing import VariableLike
+    from dezero_xp.typing import ArrayLike, VariableLike
 
 __all__ = [
     "batch_norm",
@@ -262,8 +262,8 @@ def batch_norm(
     x: VariableLike,
     gamma: VariableLike,
     beta: VariableLike,
-    mean: VariableLike,
-    var: VariableLike,
+    mean: ArrayLike,
+    var: ArrayLike,
     decay: float = 0.9,
     eps: float = 2e-5,
 ) -> Variable:
