@@ -193,11 +193,9 @@ def tests_floor(session: nox.Session) -> None:
     session.run("python", *_pytest_args(session, "-p", "no:cacheprovider"))
 
 
-@nox.session(name="tests-torch")
-def tests_torch(session: nox.Session) -> None:
-    """The suite with DEZERO_XP_TEST_BACKENDS=torch (torch from DEZERO_XP_TORCH_SPEC)."""
+def _install_torch(session: nox.Session) -> None:
+    """torch from DEZERO_XP_TORCH_SPEC into the session, or skip the session saying why."""
     spec = os.environ.get(TORCH_SPEC_ENV, DEFAULT_TORCH_SPEC).split()
-    session.install("-e", ".[test]")
     try:
         session.install(*spec)
     except nox.command.CommandFailed:
@@ -205,6 +203,13 @@ def tests_torch(session: nox.Session) -> None:
             f"could not install {' '.join(spec)!r}; set {TORCH_SPEC_ENV} "
             "to a torch requirement this machine can install"
         )
+
+
+@nox.session(name="tests-torch")
+def tests_torch(session: nox.Session) -> None:
+    """The suite with DEZERO_XP_TEST_BACKENDS=torch (torch from DEZERO_XP_TORCH_SPEC)."""
+    session.install("-e", ".[test]")
+    _install_torch(session)
     session.run(
         "python",
         *_pytest_args(session, "-p", "no:cacheprovider"),
@@ -226,15 +231,8 @@ ORACLE_TESTS = [
 @nox.session(name="tests-oracle")
 def tests_oracle(session: nox.Session) -> None:
     """The gradient suites against torch autograd, on every backend installed (torch too)."""
-    spec = os.environ.get(TORCH_SPEC_ENV, DEFAULT_TORCH_SPEC).split()
     session.install("-e", ".[test]")
-    try:
-        session.install(*spec)
-    except nox.command.CommandFailed:
-        session.skip(
-            f"could not install {' '.join(spec)!r}; set {TORCH_SPEC_ENV} "
-            "to a torch requirement this machine can install"
-        )
+    _install_torch(session)
     session.run(
         "python",
         "-c",
