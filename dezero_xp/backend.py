@@ -38,6 +38,7 @@ from dezero_xp._backends.base import (
     DeviceUnavailableError,
     Movable,
     dtype_name,
+    python_scalar,
     scalar_as_array,
 )
 from dezero_xp._config import env_flag
@@ -60,7 +61,9 @@ __all__ = [
     "host_rng",
     "uses_numpy_global_rng",
     "Movable",
+    "NumpyScalar",
     "is_array",
+    "python_scalar",
     "scalar_as_array",
     "seed",
     "set_default_device",
@@ -367,15 +370,6 @@ def is_scalar(value: object) -> bool:
 
 
 NumpyScalar = np.generic  #: for isinstance checks in modules that may not import NumPy
-
-
-def python_scalar(value: Any) -> Any:
-    """A NumPy scalar as the Python scalar it holds, anything else unchanged: the dtype rule for
-    scalars (a Python scalar is weak, it takes the array's dtype; NumPy 2 would promote float32
-    against a NumPy float64 scalar). Hyperparameters and ``x ** c`` go through it."""
-    if isinstance(value, np.generic) and not isinstance(value, (np.datetime64, np.timedelta64)):
-        return value.item()
-    return value
 
 
 def as_array_data(obj: Any, where: str) -> tuple[Array, Backend]:

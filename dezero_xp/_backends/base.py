@@ -310,14 +310,23 @@ class Movable:
 _scalar_dtype_cache: dict = {}
 
 
+def python_scalar(value: Any) -> Any:
+    """A NumPy scalar as the Python scalar it holds, anything else unchanged: the dtype rule for
+    scalars (a Python scalar is weak, it takes the array's dtype; NumPy 2 would promote float32
+    against a NumPy float64 scalar). Scalar inputs, hyperparameters and ``x ** c`` go through
+    it (``dezero_xp.backend`` re-exports it)."""
+    if isinstance(value, np.generic) and not isinstance(value, (np.datetime64, np.timedelta64)):
+        return value.item()
+    return value
+
+
 def scalar_as_array(value: Any, backend: Backend, like_dtype: Any) -> Array:
     """A Python/NumPy scalar as a 0-d array of ``backend`` in the dtype of ``like_dtype``.
 
     This is the rule that keeps float32 float32: ``2.0 * x`` never promotes ``x``. A float meeting
     an integer array takes the library's default float instead (as NumPy's NEP 50 does).
     """
-    if isinstance(value, np.generic):
-        value = value.item()
+    value = python_scalar(value)
     key = (backend, like_dtype, type(value))
     dtype = _scalar_dtype_cache.get(key, False)
     if dtype is False:
