@@ -9,7 +9,8 @@ input requires a gradient (DeZero's graphs and plots keep them); such an output 
 ``requires_grad=False`` and the backward pass stops there. Variable lives in
 ``dezero_xp._variable`` and is re-exported here; the backward loop is ``dezero_xp._engine``.
 
-May import: dezero_xp._config, dezero_xp.backend, dezero_xp._shape and dezero_xp._variable.
+May import: dezero_xp._config, dezero_xp._errors, dezero_xp.backend, dezero_xp._shape and
+dezero_xp._variable.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from dezero_xp import _shape
 from dezero_xp._config import Config
+from dezero_xp._errors import annotated_error
 from dezero_xp._variable import (
     Parameter,
     Variable,
@@ -201,7 +203,6 @@ class Function:
             if type(ys) not in backend.value_types:
                 ys = self._checked_output(ys, 0, backend)
             output = _new_object(Variable)
-            output._clock = 0
             output._data = ys
             output._backend = backend
             output.name = None
@@ -226,6 +227,7 @@ class Function:
                 output.creator = None
                 output.generation = 0
                 output.requires_grad = False
+                output._clock = 0
             return output
         if not ys:
             raise TypeError(f"{type(self).__name__}.forward returned an empty tuple")
@@ -420,22 +422,3 @@ def check_gradient(f: Function, x: Variable, gx: Any) -> None:
             f"{x._backend}; backward must create its arrays on the input's device "
             "(use wrap_array(..., self.backend) and self.backend.native_device)"
         )
-
-
-def annotated_error(exc: BaseException, message: str) -> BaseException:
-    """An exception of ``exc``'s kind saying ``message`` (``exc`` stays chained as its cause):
-    its own type where the constructor takes a message, else the nearest built-in base (NumPy's
-    UFuncTypeError becomes a TypeError); an AttributeError, a sign of a wrong argument type deep
-    inside, becomes a TypeError. ``exc`` itself when nothing fits."""
-    kinds = (TypeError,) if type(exc) is AttributeError else type(exc).__mro__
-    for kind in kinds:
-        if kind is BaseException or kind is object:
-            break
-        try:
-            new = kind(message)
-        except Exception:  # noqa: BLE001 - a constructor that wants other arguments
-            continue
-        if str(new) == message:
-            new.__cause__ = exc
-            return new
-    return exc

@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     # typing: the public type aliases (its imports of lower layers are for type checkers only).
     ("_config", "_install", "typing"),
     ("backend", "_backends", "_random"),
-    ("_shape", "_download", "_npz"),
+    ("_shape", "_download", "_npz", "_errors"),
     ("_variable",),
     ("core", "core_simple"),
     ("_engine",),

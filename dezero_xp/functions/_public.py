@@ -19,7 +19,7 @@ name of every family's ``__all__``, so a new op gets it for free). It does two t
 Parameters named in :data:`ARRAY_PARAMETERS` take arrays (or Variables); every other parameter
 is a hyperparameter. Ops name their parameters that way (DeZero's names).
 
-May import: the standard library, dezero_xp.backend and dezero_xp.core.
+May import: the standard library, dezero_xp._errors, dezero_xp.backend and dezero_xp.core.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from __future__ import annotations
 import functools
 import inspect
 
+from dezero_xp._errors import names_itself, with_name
 from dezero_xp.backend import NumpyScalar, as_array_data, is_scalar, python_scalar
-from dezero_xp.core import Variable, annotated_error
+from dezero_xp.core import Variable
 
 __all__ = ["ARRAY_PARAMETERS", "public"]
 
@@ -47,10 +48,12 @@ def public(fn, name: str | None = None):
     name = name or fn.__name__
     signature = inspect.signature(fn)
     params = list(signature.parameters.values())
-    if all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params):
-        op = _same_signature_wrapper(fn, name, signature, params)
-    else:
-        op = _generic_wrapper(fn, name, signature, params)
+    if not all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params):
+        raise TypeError(
+            f"dezero_xp.functions.{name}{signature}: a public op takes plain parameters (no *args, "
+            "**kwargs, keyword-only or positional-only ones), so its input layer can be generated"
+        )
+    op = _same_signature_wrapper(fn, name, signature, params)
     functools.update_wrapper(op, fn)
     op.__wrapped_op__ = fn  # the unguarded function (the operators of Variable use these)
     return op
@@ -99,49 +102,9 @@ def _same_signature_wrapper(fn, name, signature, params):
     return namespace["make"](fn, explain, _CAUGHT, NumpyScalar, python_scalar, **defaults)
 
 
-def _generic_wrapper(fn, name, signature, params):
-    hyper = tuple(
-        (i, p.name)
-        for i, p in enumerate(params)
-        if p.name not in ARRAY_PARAMETERS
-        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    )
-
-    def op(*args, **kwargs):
-        if hyper and (len(args) > 1 or kwargs):
-            args, kwargs = _python_scalars(hyper, args, kwargs)
-        try:
-            return fn(*args, **kwargs)
-        except _CAUGHT as exc:
-            better = _explain(name, signature, args, kwargs, exc)
-            if better is None:
-                raise
-            raise better from exc
-
-    return op
-
-
-def _python_scalars(hyper, args, kwargs):
-    changed = None
-    for i, pname in hyper:
-        if i < len(args):
-            value = args[i]
-            plain = python_scalar(value)
-            if plain is not value:
-                changed = changed or list(args)
-                changed[i] = plain
-        elif pname in kwargs:
-            value = kwargs[pname]
-            plain = python_scalar(value)
-            if plain is not value:
-                kwargs = {**kwargs, pname: plain}
-    return (tuple(changed) if changed else args), kwargs
-
-
 def _explain(name, signature, args, kwargs, exc):
     """A clearer exception for a failed call, or None to re-raise ``exc`` as it is."""
-    message = str(exc)
-    if _names(message, name) and isinstance(exc, TypeError):
+    if names_itself(str(exc), name) and isinstance(exc, TypeError):
         return None  # the op's own type check spoke: its message is the specific one
     try:
         bound = signature.bind(*args, **kwargs)
@@ -160,10 +123,7 @@ def _explain(name, signature, args, kwargs, exc):
                 f"{name}: {pname} must be {wanted} (NumPy, CuPy, array-api-strict, torch), got "
                 f"{problem}; convert it first, e.g. dz.tensor(...) or numpy.asarray(...)"
             )
-    if _names(message, name):
-        return TypeError(message) if type(exc) is AttributeError else None
-    better = annotated_error(exc, f"{name}: {message}")
-    return None if better is exc else better
+    return with_name(exc, name)
 
 
 def _not_an_array(value, sequence: bool, optional: bool) -> str | None:
@@ -187,12 +147,3 @@ def _not_an_array(value, sequence: bool, optional: bool) -> str | None:
     except TypeError:
         return f"{type(value).__module__}.{type(value).__name__}"
     return None
-
-
-def _names(message: str, name: str) -> bool:
-    """Whether ``message`` already starts with the op (``sum:``, ``Sum:``, ``F.sum``)."""
-
-    def squash(text):
-        return text.lower().replace("_", "").removeprefix("f.")
-
-    return squash(message).startswith(squash(name))

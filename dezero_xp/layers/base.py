@@ -10,7 +10,7 @@ A layer created without one starts on the default device and, at its first call,
 freshly made parameters to the device of that first input (so ``L.Linear(10)(x_on_gpu)`` just
 works); after that it never moves by itself, and an input on another device is an error.
 
-May import: dezero_xp.backend, dezero_xp.core and dezero_xp.serialization.
+May import: dezero_xp._errors, dezero_xp.backend, dezero_xp.core and dezero_xp.serialization.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from dezero_xp import serialization
+from dezero_xp._errors import with_name
 from dezero_xp.backend import (
     DeviceMismatchError,
     Movable,
@@ -28,7 +29,7 @@ from dezero_xp.backend import (
     is_array,
     transfer,
 )
-from dezero_xp.core import Parameter, Variable, annotated_error
+from dezero_xp.core import Parameter, Variable
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -163,11 +164,10 @@ class Layer(Movable):
         try:
             outputs = self.forward(*inputs)
         except (TypeError, ValueError, IndexError, RuntimeError, AttributeError) as exc:
-            message = str(exc)
-            name = type(self).__name__
-            if message.startswith(name):
+            better = with_name(exc, type(self).__name__)
+            if better is None:
                 raise
-            raise annotated_error(exc, f"{name}: {message}") from exc
+            raise better from exc
         if not isinstance(outputs, tuple):
             outputs = (outputs,)
         object.__setattr__(self, "inputs", [_weak(x) for x in inputs])
